@@ -1,0 +1,107 @@
+"""Stardag: declarative, composable DAGs of Pydantic tasks over a content-addressed store.
+
+```python
+import stardag as sd
+
+@sd.task
+def get_range(limit: int) -> list[int]:
+    return list(range(limit))
+
+@sd.task
+def get_sum(integers: sd.Depends[list[int]]) -> int:
+    return sum(integers)
+
+sum_task = get_sum(integers=get_range(limit=4))
+sd.build(sum_task)
+assert sum_task.load() == 6
+```
+"""
+
+from stardag._decorator import FunctionTask, task
+from stardag._errors import (
+    BlobNotFoundError,
+    CanonicalEncodingError,
+    CorruptBlobError,
+    DependencyCycleError,
+    InvalidRecordError,
+    MissingReturnAnnotationError,
+    SerializationError,
+    StardagError,
+    StoreError,
+    TargetNotFoundError,
+    TaskClassConflictError,
+    TaskDefinitionError,
+    TaskFailedError,
+    UnknownRootKeyError,
+)
+from stardag._events import BuildEvent, BuildListener, EventKind
+from stardag._fields import Depends, SubClass, TaskLoads
+from stardag._registry_classes import auto_namespace, namespace
+from stardag._stored import AutoTask, Output, Task
+from stardag._target import FileTarget, LocalFileTarget, get_file_target, get_target
+from stardag._task import (
+    BaseTask,
+    LoadableTask,
+    StardagField,
+    TargetTask,
+    TaskStruct,
+    flatten_task_struct,
+)
+from stardag._version import __version__
+from stardag.build import (
+    BuildFailedError,
+    BuildSummary,
+    FailMode,
+    build,
+    build_aio,
+    build_sequential,
+    build_sequential_aio,
+)
+
+__all__ = [
+    "AutoTask",
+    "BaseTask",
+    "BlobNotFoundError",
+    "BuildEvent",
+    "BuildFailedError",
+    "BuildListener",
+    "BuildSummary",
+    "CanonicalEncodingError",
+    "CorruptBlobError",
+    "DependencyCycleError",
+    "Depends",
+    "EventKind",
+    "FailMode",
+    "FileTarget",
+    "FunctionTask",
+    "InvalidRecordError",
+    "LoadableTask",
+    "LocalFileTarget",
+    "MissingReturnAnnotationError",
+    "Output",
+    "SerializationError",
+    "StardagError",
+    "StardagField",
+    "StoreError",
+    "SubClass",
+    "TargetNotFoundError",
+    "TargetTask",
+    "Task",
+    "TaskClassConflictError",
+    "TaskDefinitionError",
+    "TaskFailedError",
+    "TaskLoads",
+    "TaskStruct",
+    "UnknownRootKeyError",
+    "__version__",
+    "auto_namespace",
+    "build",
+    "build_aio",
+    "build_sequential",
+    "build_sequential_aio",
+    "flatten_task_struct",
+    "get_file_target",
+    "get_target",
+    "namespace",
+    "task",
+]

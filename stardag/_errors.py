@@ -1,0 +1,119 @@
+"""Every error Stardag raises, in one tree.
+
+```
+StardagError
+├── TaskDefinitionError          a task class or function is malformed
+│   ├── MissingReturnAnnotationError
+│   └── TaskClassConflictError   two classes claim one (namespace, name)
+├── CanonicalEncodingError       a parameter value has no canonical encoding
+├── DependencyCycleError         the DAG has a cycle
+├── SerializationError           a value cannot be serialized or deserialized
+├── StoreError                   the content-addressed store failed
+│   ├── BlobNotFoundError        no blob under a digest
+│   ├── CorruptBlobError         a blob's bytes do not match its digest
+│   └── InvalidRecordError       an action record is malformed
+├── TargetNotFoundError          a task's output does not exist (not built yet)
+├── UnknownRootKeyError          a target root key that is not configured
+└── TaskFailedError              a task raised while running (wraps its error)
+```
+
+Bad parameters are Pydantic's `ValidationError`, as users of Pydantic expect.
+Each error carries what it is about (`.task_id`, `.digest`, `.field`).
+"""
+
+from __future__ import annotations
+
+
+class StardagError(Exception):
+    """Base class of every error Stardag raises."""
+
+
+class TaskDefinitionError(StardagError, TypeError):
+    """A task class or decorated function is malformed."""
+
+
+class MissingReturnAnnotationError(TaskDefinitionError):
+    """An `@sd.task` function has no return annotation, so no serializer can be chosen."""
+
+
+class TaskClassConflictError(TaskDefinitionError):
+    """Two different task classes claim the same namespace and name."""
+
+
+class CanonicalEncodingError(StardagError, TypeError):
+    """A parameter value has no canonical encoding, so no stable id can be derived."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DependencyCycleError(StardagError):
+    """The requested tasks' dependencies form a cycle."""
+
+    def __init__(self, message: str, *, cycle: list[str]) -> None:
+        super().__init__(message)
+        self.cycle = cycle
+
+
+class SerializationError(StardagError):
+    """A task's value cannot be serialized, or stored bytes cannot be deserialized."""
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class StoreError(StardagError):
+    """The content-addressed store could not complete an operation."""
+
+    def __init__(
+        self, message: str, *, digest: str | None = None, task_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.digest = digest
+        self.task_id = task_id
+
+
+class BlobNotFoundError(StoreError, FileNotFoundError):
+    """No blob is stored under the digest."""
+
+
+class CorruptBlobError(StoreError):
+    """A blob's bytes do not hash to its digest, or its frame is damaged."""
+
+
+class InvalidRecordError(StoreError):
+    """An action record is malformed or does not belong to its task id."""
+
+
+class TargetNotFoundError(StardagError, FileNotFoundError):
+    """A task's output does not exist yet: build the task first."""
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class UnknownRootKeyError(StardagError, KeyError):
+    """A target root key is not configured."""
+
+    def __init__(self, key: str, known: list[str]) -> None:
+        super().__init__(key)
+        self.key = key
+        self.known = known
+
+    def __str__(self) -> str:
+        return (
+            f"unknown target root key {self.key!r}; configured keys: {sorted(self.known)}. "
+            f"Set STARDAG_TARGET_ROOTS__{self.key.upper()}=<path or URL> or add it to "
+            "STARDAG_TARGET_ROOTS (JSON)."
+        )
+
+
+class TaskFailedError(StardagError):
+    """A task raised while running; `__cause__` is its own exception."""
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
