@@ -68,10 +68,10 @@ def fsync_enabled() -> bool:
 
 def _open_creating_dirs(path: str) -> IO[bytes]:
     try:
-        return open(path, "wb")  # noqa: SIM115  # closed by the caller
+        return open(path, "wb")  # closed by the caller
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "wb")  # noqa: SIM115  # closed by the caller
+        return open(path, "wb")  # closed by the caller
 
 
 class _LocalStaged:
@@ -123,7 +123,7 @@ class LocalBackend:
             return f.read()
 
     def open_read(self, path: str) -> IO[bytes]:
-        return open(self.abspath(path), "rb")  # noqa: SIM115  # the caller closes it
+        return open(self.abspath(path), "rb")  # the caller closes it
 
     def stage(self) -> Staged:
         return _LocalStaged(self)
@@ -232,4 +232,3 @@ def backend_for(url: str) -> Backend:
     if url.startswith("file://"):
         return LocalBackend(url[len("file://") :])
     return FsspecBackend(url)
-

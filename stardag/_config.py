@@ -10,9 +10,9 @@ Nothing is read at import, so a program or a test can switch roots at run time.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from pathlib import Path
 
 from stardag._errors import StardagError, UnknownRootKeyError
 
@@ -21,15 +21,14 @@ _ROOTS_VAR = "STARDAG_TARGET_ROOTS"
 _ROOT_KEY_PREFIX = "STARDAG_TARGET_ROOTS__"
 
 
-def stardag_home() -> Path:
+def stardag_home() -> str:
     """The Stardag home directory (`STARDAG_HOME`, default `~/.stardag`)."""
-    home = os.environ.get("STARDAG_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".stardag"
+    return os.path.expanduser(os.environ.get("STARDAG_HOME") or "~/.stardag")
 
 
 def target_roots() -> dict[str, str]:
     """Every configured root key and its path or URL, as configured right now."""
-    roots = {DEFAULT_TARGET_ROOT_KEY: str(stardag_home() / "store")}
+    roots = {DEFAULT_TARGET_ROOT_KEY: os.path.join(stardag_home(), "store")}
     raw = os.environ.get(_ROOTS_VAR)
     if raw:
         roots.update(_parse_roots_json(raw))
@@ -41,6 +40,17 @@ def target_roots() -> dict[str, str]:
 
 def target_root(key: str = DEFAULT_TARGET_ROOT_KEY) -> str:
     """The path or URL configured for a root key; `UnknownRootKeyError` if none."""
+    # The hot path (every completeness check): look up the one variable, not all of them.
+    single = os.environ.get(_ROOT_KEY_PREFIX + key.upper())
+    if single:
+        return single
+    raw = os.environ.get(_ROOTS_VAR)
+    if raw:
+        found = _parse_roots_json(raw).get(key)
+        if found:
+            return found
+    if key == DEFAULT_TARGET_ROOT_KEY:
+        return os.path.join(stardag_home(), "store")
     roots = target_roots()
     try:
         return roots[key]
@@ -48,6 +58,7 @@ def target_root(key: str = DEFAULT_TARGET_ROOT_KEY) -> str:
         raise UnknownRootKeyError(key, list(roots)) from None
 
 
+@functools.lru_cache(maxsize=8)
 def _parse_roots_json(raw: str) -> dict[str, str]:
     try:
         parsed = json.loads(raw)

@@ -66,8 +66,10 @@ class _TaskField:
     def validate(self, value: Any) -> BaseTask:
         task = _as_task(value, self.base)
         if task is None:
-            wanted = f"a task whose load() gives {_type_name(self.loads)}" if self.loads else (
-                f"a {self.base.__qualname__} task"
+            wanted = (
+                f"a task whose load() gives {_type_name(self.loads)}"
+                if self.loads
+                else (f"a {self.base.__qualname__} task")
             )
             raise ValueError(
                 f"expected {wanted}, got a raw {type(value).__qualname__} value; "

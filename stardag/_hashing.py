@@ -23,6 +23,7 @@ import enum
 import json
 import math
 import pathlib
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,9 +65,12 @@ def new_hasher() -> Any:
     return blake3()
 
 
+_HEX_KEY = re.compile(r"[0-9a-f]{64}")
+
+
 def is_hex_key(value: str) -> bool:
     """Whether a string has the shape of a task id or digest (64 lowercase hex)."""
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return isinstance(value, str) and _HEX_KEY.fullmatch(value) is not None
 
 
 def encode(value: Any) -> Any:

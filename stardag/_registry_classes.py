@@ -77,5 +77,3 @@ def _same_origin(a: type, b: type) -> bool:
     # Re-running a module (a notebook cell, importlib.reload, a doc block) redefines
     # its classes; that is a replacement, not a conflict.
     return _origin(a) == _origin(b)
-
-

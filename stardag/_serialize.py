@@ -166,4 +166,7 @@ def by_name(name: str, tp: Any) -> Serializer:
 
 def _is_numpy_array(tp: Any) -> bool:
     origin = typing.get_origin(tp) or tp
-    return getattr(origin, "__module__", "") == "numpy" and getattr(origin, "__name__", "") == "ndarray"
+    return (
+        getattr(origin, "__module__", "") == "numpy"
+        and getattr(origin, "__name__", "") == "ndarray"
+    )

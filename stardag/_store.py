@@ -13,12 +13,14 @@ under its final name, so a record never points at a missing or partial blob
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import io
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import zstandard
@@ -32,6 +34,9 @@ OBJECTS = "objects"
 RECORDS = "records"
 # Values up to this size are compressed in one shot in memory; larger ones stream.
 SMALL_BLOB = 4 << 20
+# Outputs up to this size live inside their action record (base64), not in a blob file:
+# one small file per task instead of two. The digest is still verified on every read.
+INLINE_MAX = 4096
 CHUNK = 1 << 20
 ZSTD_LEVEL = 1
 
@@ -89,6 +94,7 @@ class BlobInfo:
     digest: str
     size_raw: int
     size_stored: int
+    inline: bytes | None = None  # the raw bytes, when small enough to live in the record
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,22 @@ class ActionRecord:
     compression: str = "zstd"
     requires: list[str] = field(default_factory=list)
     dynamic: list[str] = field(default_factory=list)
+    inline: str | None = None  # base64 of the raw bytes of a small output
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> bytes:
         """The record as it is stored."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    def inline_bytes(self) -> bytes | None:
+        """The output's raw bytes when they live in the record, else None."""
+        if self.inline is None:
+            return None
+        try:
+            return base64.b64decode(self.inline, validate=True)
+        except binascii.Error:
+            raise _corrupt(self.digest, self.task_id, "its inline bytes are not base64") from None
 
     @classmethod
     def from_json(cls, data: bytes, task_id: str) -> ActionRecord:
@@ -156,9 +173,10 @@ class BlobWriter(io.RawIOBase):
     whole copy. `finish()` publishes under the digest; `abort()` leaves nothing.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, inline_max: int = 0) -> None:
         super().__init__()
         self._store = store
+        self._inline_max = inline_max
         self._hasher = _hashing.new_hasher()
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -215,6 +233,8 @@ class BlobWriter(io.RawIOBase):
     def _finish_small(self, digest: str) -> BlobInfo:
         data = b"".join(self._buffer)
         self._buffer.clear()
+        if self._size <= self._inline_max:
+            return BlobInfo(digest, self._size, 0, inline=data)
         path = blob_path(digest)
         backend = self._store.backend
         if backend.exists(path):
@@ -302,9 +322,12 @@ class Store:
         self.backend: Backend = backend_for(url)
 
     # -- blobs -------------------------------------------------------------
-    def writer(self) -> BlobWriter:
-        """A sink for a new blob; call `finish()` (or `abort()`) when done."""
-        return BlobWriter(self)
+    def writer(self, inline_max: int = 0) -> BlobWriter:
+        """A sink for a new blob; call `finish()` (or `abort()`) when done.
+
+        Up to `inline_max` bytes are not stored as a blob but returned in `BlobInfo.inline`.
+        """
+        return BlobWriter(self, inline_max)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         """Store bytes as a blob."""
@@ -357,7 +380,7 @@ class Store:
 
     def put_record(self, record: ActionRecord) -> None:
         """Publish a record; its blob must already be stored (blob, then record)."""
-        if not self.has_blob(record.digest):
+        if record.inline is None and not self.has_blob(record.digest):
             raise _missing(record.digest, record.task_id)
         self.backend.put_bytes(record_path(record.task_id), record.to_json())
 
@@ -368,7 +391,16 @@ class Store:
     def is_complete(self, task_id: str) -> bool:
         """A cache hit: the task's record exists and so does the blob it names."""
         record = self.get_record(task_id)
-        return record is not None and self.has_blob(record.digest)
+        return record is not None and (record.inline is not None or self.has_blob(record.digest))
+
+    def read_output(self, record: ActionRecord) -> bytes:
+        """The verified raw bytes of a record's output, inline or from its blob."""
+        data = record.inline_bytes()
+        if data is None:
+            return self.read_blob(record.digest, record.task_id)
+        if _hashing.digest_bytes(data) != record.digest:
+            raise _corrupt(record.digest, record.task_id, "its inline bytes hash to another digest")
+        return data
 
     def iter_records(self) -> Iterator[str]:
         """Every task id with an action record."""

@@ -7,13 +7,14 @@ reads it back, verifying the digest; `exists()` is the store's completeness.
 
 from __future__ import annotations
 
+import base64
 import io
 import typing
 from typing import Any, ClassVar, Generic, TypeVar
 
 from stardag import _config, _serialize
 from stardag._errors import SerializationError, StardagError, TargetNotFoundError
-from stardag._store import SMALL_BLOB, ActionRecord, Store, now_iso, store_for
+from stardag._store import INLINE_MAX, SMALL_BLOB, ActionRecord, Store, now_iso, store_for
 from stardag._task import LoadableTask, flatten_task_struct
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class Output(Generic[T]):
         task = self.task
         store = self.store
         serializer = type(task).__stardag_serializer__
-        writer = store.writer()
+        writer = store.writer(inline_max=INLINE_MAX)
         try:
             serializer.dump(value, writer)
             info = writer.finish()
@@ -78,6 +79,7 @@ class Output(Generic[T]):
             created=now_iso(),
             requires=[dep.id for dep in flatten_task_struct(task.requires())],
             dynamic=list(task._run_state.get("dynamic", ())) if task._run_state else [],
+            inline=base64.b64encode(info.inline).decode() if info.inline is not None else None,
         )
         store.put_record(record)
         if task._run_state is not None:
@@ -99,9 +101,11 @@ class Output(Generic[T]):
                 "(sd.build(task))",
                 task_id=task.id,
             )
-        serializer = _serialize.by_name(record.serializer, type(task).__stardag_output_type__)
+        serializer = type(task).__stardag_serializer__
+        if serializer.name != record.serializer:
+            serializer = _serialize.by_name(record.serializer, type(task).__stardag_output_type__)
         if record.size_raw <= SMALL_BLOB:
-            return _deserialize(serializer, io.BytesIO(store.read_blob(record.digest, task.id)), task)
+            return _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
         with store.open_blob(record.digest, task.id) as reader:
             value: T = _deserialize(serializer, io.BufferedReader(reader, 1 << 20), task)
             reader.verify()

@@ -93,7 +93,7 @@ class LocalFileTarget(FileTarget):
         return os.path.exists(self.uri)
 
     def _open_read(self, mode: str) -> IO[Any]:
-        return open(self.uri, mode, encoding="utf-8" if mode == "r" else None)  # noqa: SIM115
+        return open(self.uri, mode, encoding="utf-8" if mode == "r" else None)
 
     @contextlib.contextmanager
     def _atomic_write(self) -> Iterator[IO[bytes]]:
@@ -128,7 +128,9 @@ class _NonClosing(io.RawIOBase):
         super().close()
 
 
-def get_file_target(relpath: str, target_root_key: str = _config.DEFAULT_TARGET_ROOT_KEY) -> FileTarget:
+def get_file_target(
+    relpath: str, target_root_key: str = _config.DEFAULT_TARGET_ROOT_KEY
+) -> FileTarget:
     """A file target at `relpath` under the root configured for `target_root_key`."""
     root = _config.target_root(target_root_key).rstrip("/")
     if "://" not in root:

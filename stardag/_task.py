@@ -13,11 +13,10 @@ import abc
 import asyncio
 import inspect
 from collections.abc import Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 from pydantic.fields import FieldInfo
-from typing_extensions import TypeAlias
 
 from stardag import _hashing, _registry_classes
 from stardag._errors import CanonicalEncodingError, TaskDefinitionError
@@ -82,12 +81,11 @@ class BaseTask(BaseModel):
     __stardag_name__: ClassVar[str] = ""
     __stardag_id_fields__: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
-    version: str = ""
+    # Identity lives in slots, not Pydantic private attributes: reading `id` is on
+    # every hot path. Copies and unpickled tasks lack the slots and recompute them.
+    __slots__ = ("_sd_id", "_sd_run", "_sd_spec")
 
-    _id: str = PrivateAttr(default="")
-    _spec: dict[str, Any] = PrivateAttr(default=None)
-    # Per-run state kept by the build engine (dynamic dependencies yielded so far).
-    _run_state: dict[str, Any] | None = PrivateAttr(default=None)
+    version: str = ""
 
     def __init_subclass__(
         cls,
@@ -106,9 +104,7 @@ class BaseTask(BaseModel):
             return  # a parametrized alias such as Task[int]: not a task class of its own
         if cls.__dict__.get("__stardag_abstract__", False) or abc.ABC in cls.__bases__:
             return
-        name_override, namespace_override = cls.__dict__.get(
-            "__stardag_overrides__", (None, None)
-        )
+        name_override, namespace_override = cls.__dict__.get("__stardag_overrides__", (None, None))
         cls.__stardag_name__ = name_override or cls.__name__
         cls.__stardag_namespace__ = _resolve_namespace(cls, namespace_override)
         cls.__stardag_id_fields__ = _id_fields(cls)
@@ -127,6 +123,9 @@ class BaseTask(BaseModel):
         return data
 
     def model_post_init(self, context: Any, /) -> None:
+        self._identify()
+
+    def _identify(self) -> None:
         params: dict[str, Any] = {}
         for name, compat_default in type(self).__stardag_id_fields__:
             value = getattr(self, name)
@@ -149,30 +148,50 @@ class BaseTask(BaseModel):
             "version": self.version,
             "params": params,
         }
-        self._spec = spec
-        self._id = _hashing.task_id_of(spec)
+        object.__setattr__(self, "_sd_spec", spec)
+        object.__setattr__(self, "_sd_id", _hashing.task_id_of(spec))
 
     @model_serializer(mode="wrap")
     def _serialize_with_discriminators(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if isinstance(data, dict):
             cls = type(self)
-            return {NAMESPACE_KEY: cls.__stardag_namespace__, NAME_KEY: cls.__stardag_name__, **data}
+            return {
+                NAMESPACE_KEY: cls.__stardag_namespace__,
+                NAME_KEY: cls.__stardag_name__,
+                **data,
+            }
         return data
 
     @property
     def id(self) -> str:
         """The task id: blake3 hex of the canonical spec."""
-        return self._id
+        try:
+            return self._sd_id
+        except AttributeError:
+            self._identify()
+            return self._sd_id
 
     @property
     def task_id(self) -> str:
         """Alias of `id`."""
-        return self._id
+        return self.id
 
     def spec(self) -> dict[str, Any]:
         """The canonical spec that `id` hashes (a copy)."""
-        return dict(self._spec)
+        try:
+            return dict(self._sd_spec)
+        except AttributeError:
+            self._identify()
+            return dict(self._sd_spec)
+
+    @property
+    def _run_state(self) -> dict[str, Any] | None:
+        """Per-run state kept by the build engine (the dynamic dependencies yielded)."""
+        return getattr(self, "_sd_run", None)
+
+    def _set_run_state(self, state: dict[str, Any] | None) -> None:
+        object.__setattr__(self, "_sd_run", state)
 
     @classmethod
     def get_name(cls) -> str:
@@ -185,15 +204,15 @@ class BaseTask(BaseModel):
         return cls.__stardag_namespace__
 
     def __hash__(self) -> int:
-        return hash(self._id)
+        return hash(self.id)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, BaseTask):
-            return self._id == other._id
+            return self.id == other.id
         return NotImplemented
 
     def __lt__(self, other: BaseTask) -> bool:
-        return self._id < other._id
+        return self.id < other.id
 
     @abc.abstractmethod
     def complete(self) -> bool:
@@ -211,7 +230,9 @@ class BaseTask(BaseModel):
         """Do the work (sync). May `yield` tasks that must be built first."""
         if _overrides(type(self), "run_aio"):
             return _run_async_from_sync(self)
-        raise NotImplementedError(f"{type(self).__qualname__} implements neither run() nor run_aio()")
+        raise NotImplementedError(
+            f"{type(self).__qualname__} implements neither run() nor run_aio()"
+        )
 
     async def run_aio(self) -> Any:
         """Do the work (async); delegates to `run()` unless overridden."""
@@ -330,4 +351,4 @@ def flatten_task_struct(struct: TaskStruct | None) -> list[BaseTask]:
     return out
 
 
-_hashing.register_encoder(BaseTask, lambda task: {"$task": task._id})
+_hashing.register_encoder(BaseTask, lambda task: {"$task": task.id})

@@ -12,6 +12,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Declarative DAGs over a content-addressed store."""
+
+
 @app.command()
 def version() -> None:
     """Print the Stardag version."""
