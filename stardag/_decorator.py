@@ -17,7 +17,7 @@ from pydantic import create_model
 from stardag._errors import MissingReturnAnnotationError, TaskDefinitionError
 from stardag._fields import param_annotation
 from stardag._stored import Task
-from stardag._task import BaseTask
+from stardag._task import BaseTask, LoadableTask
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ class FunctionTask(Task[T]):
         for name in type(self).model_fields:
             if name != "version":
                 value = getattr(self, name)
-                inputs[name] = value.load() if isinstance(value, BaseTask) else value
+                inputs[name] = value.load() if isinstance(value, LoadableTask) else value
         return inputs
 
     def run(self) -> None:
@@ -122,9 +122,10 @@ def _make_task_class(
     }
     if target_root_key is not None:
         namespace["_target_root_key"] = target_root_key
-    cls: type[FunctionTask[Any]] = create_model(  # type: ignore[call-overload]  # dynamic fields
+    base: type[FunctionTask[Any]] = FunctionTask.__class_getitem__(hints["return"])  # type: ignore[assignment]  # Pydantic generic
+    cls: type[FunctionTask[Any]] = create_model(
         name or func.__name__,
-        __base__=FunctionTask[hints["return"]],  # type: ignore[name-defined]  # runtime type
+        __base__=base,
         __module__=func.__module__,
         **fields,
     )

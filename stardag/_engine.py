@@ -133,6 +133,7 @@ class Engine:
         self.first_error: BaseException | None = None
         self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
         self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
+        self.background: set[asyncio.Future[None]] = set()
 
     # -- events -----------------------------------------------------------------
     def emit(self, kind: EventKind, **details: Any) -> None:
@@ -188,7 +189,7 @@ class Engine:
             flags = await self.completeness(frontier)
             following: list[BaseTask] = []
             with self.lock:
-                for node, complete in zip(frontier, flags):
+                for node, complete in zip(frontier, flags, strict=True):
                     if complete:
                         node.state = State.CACHED
                         self.summary.already_complete += 1
@@ -226,7 +227,7 @@ class Engine:
                 slow.append((index, node))
         if slow:
             results = await asyncio.gather(*(self.is_complete(n.task) for _, n in slow))
-            for (index, _), result in zip(slow, results):
+            for (index, _), result in zip(slow, results, strict=True):
                 flags[index] = result
         return flags
 
@@ -411,7 +412,12 @@ class Engine:
 
     # -- async tasks and yields on the event loop -----------------------------------------
     def spawn_async(self, node: Node, resume: Any) -> None:
-        asyncio.ensure_future(self.run_async(node))
+        self.keep(asyncio.ensure_future(self.run_async(node)))
+
+    def keep(self, future: asyncio.Future[None]) -> None:
+        """Hold a reference to a fire-and-forget task until it is done."""
+        self.background.add(future)
+        future.add_done_callback(self.background.discard)
 
     async def run_async(self, node: Node) -> None:
         async with self.async_slots:
@@ -462,7 +468,7 @@ class Engine:
         return record
 
     def spawn_yield(self, node: Node, gen: Any, yielded: Any) -> None:
-        asyncio.ensure_future(self.resume_after(node, gen, yielded))
+        self.keep(asyncio.ensure_future(self.resume_after(node, gen, yielded)))
 
     async def resume_after(self, node: Node, gen: Any, yielded: Any) -> None:
         """Build what a sync generator yielded, then queue it to resume."""

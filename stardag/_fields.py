@@ -48,12 +48,12 @@ def _check_loads(task: BaseTask, loads: Any) -> None:
     if not callable(getattr(task, "load", None)):
         raise ValueError(f"{type(task).__qualname__} has no load(), so it cannot provide a value")
     produced = _output_type(task)
-    if isinstance(produced, type) and isinstance(loads, type) and loads is not object:
-        if not (issubclass(produced, loads) or (loads is float and produced is int)):
-            raise ValueError(
-                f"{type(task).__qualname__} produces {produced.__qualname__}, "
-                f"but a task producing {loads.__qualname__} is required"
-            )
+    comparable = isinstance(produced, type) and isinstance(loads, type) and loads is not object
+    if comparable and not (issubclass(produced, loads) or (loads is float and produced is int)):
+        raise ValueError(
+            f"{type(task).__qualname__} produces {produced.__qualname__}, "
+            f"but a task producing {loads.__qualname__} is required"
+        )
 
 
 class _TaskField:
@@ -164,6 +164,6 @@ def param_annotation(annotation: Any) -> Any:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is Annotated and _DependsMarker in args:
         rest = tuple(a for a in args[1:] if a is not _DependsMarker)
-        loads = Annotated[(args[0], *rest)] if rest else args[0]  # type: ignore[valid-type]  # runtime Annotated
-        return TaskLoads[loads]
+        loads = Annotated.__class_getitem__((args[0], *rest)) if rest else args[0]
+        return _TaskLoadsFactory()[loads]
     return Annotated[annotation, _ValueOrTask(annotation)]

@@ -156,9 +156,13 @@ def by_name(name: str, tp: Any) -> Serializer:
     chosen = serializer_for(tp)
     if chosen.name == name:
         return chosen
-    fallback = {"text": TextSerializer, "bytes": BytesSerializer, "pickle": PickleSerializer}
+    fallback: dict[str, type[Serializer]] = {
+        "text": TextSerializer,
+        "bytes": BytesSerializer,
+        "pickle": PickleSerializer,
+    }
     if name in fallback:
-        return fallback[name]()  # type: ignore[abstract]  # concrete classes
+        return fallback[name]()
     if name == "numpy":
         return NumpySerializer()
     raise SerializationError(f"stored with serializer {name!r}, which {tp!r} cannot load")

@@ -19,6 +19,7 @@ import datetime
 import io
 import json
 import threading
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -203,9 +204,8 @@ class BlobWriter(io.RawIOBase):
 
     def _start_streaming(self) -> None:
         self._staged = self._store.backend.stage()
-        self._stream = _compressor().stream_writer(
-            _CountingSink(self), closefd=False, write_return_read=True
-        )
+        sink = typing.cast(IO[bytes], _CountingSink(self))
+        self._stream = _compressor().stream_writer(sink, closefd=False, write_return_read=True)
         for chunk in self._buffer:
             self._stream.write(chunk)
         self._buffer.clear()

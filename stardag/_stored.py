@@ -57,7 +57,7 @@ class Output(Generic[T]):
         serializer = type(task).__stardag_serializer__
         writer = store.writer(inline_max=INLINE_MAX)
         try:
-            serializer.dump(value, writer)
+            serializer.dump(value, typing.cast(typing.IO[bytes], writer))
             info = writer.finish()
         except SerializationError as exc:
             writer.abort()
@@ -105,11 +105,12 @@ class Output(Generic[T]):
         if serializer.name != record.serializer:
             serializer = _serialize.by_name(record.serializer, type(task).__stardag_output_type__)
         if record.size_raw <= SMALL_BLOB:
-            return _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
+            small = _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
+            return typing.cast(T, small)
         with store.open_blob(record.digest, task.id) as reader:
-            value: T = _deserialize(serializer, io.BufferedReader(reader, 1 << 20), task)
+            value = _deserialize(serializer, io.BufferedReader(reader, 1 << 20), task)
             reader.verify()
-        return value
+        return typing.cast(T, value)
 
     async def load_aio(self) -> T:
         """Async `load()`."""

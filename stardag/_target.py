@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import typing
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
@@ -66,7 +67,7 @@ class FileTarget:
         import fsspec
 
         buffer = io.BytesIO()
-        yield _NonClosing(buffer)
+        yield typing.cast(IO[bytes], _NonClosing(buffer))
         fs, path = fsspec.core.url_to_fs(self.uri)
         parent = path.rsplit("/", 1)[0]
         with contextlib.suppress(FileExistsError, NotImplementedError):
@@ -102,7 +103,7 @@ class LocalFileTarget(FileTarget):
         tmp = os.path.join(directory, f".{os.path.basename(self.uri)}.tmp-{uuid.uuid4().hex}")
         try:
             with open(tmp, "wb") as handle:
-                yield _NonClosing(handle)
+                yield typing.cast(IO[bytes], _NonClosing(handle))
             os.replace(tmp, self.uri)
         finally:
             with contextlib.suppress(FileNotFoundError):
