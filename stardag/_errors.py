@@ -14,7 +14,13 @@ StardagError
 │   └── InvalidRecordError       an action record is malformed
 ├── TargetNotFoundError          a task's output does not exist (not built yet)
 ├── UnknownRootKeyError          a target root key that is not configured
-└── TaskFailedError              a task raised while running (wraps its error)
+├── TaskFailedError              a task raised while running (wraps its error)
+└── RegistryError                the registry cannot be opened, written or queried
+    ├── RegistryLockedError      still locked by another process after the retries
+    ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
+    ├── RegistrySchemaError      made by a newer schema, or not a registry at all
+    ├── TaskNotFoundError        no recorded task matches an id, prefix or digest
+    └── AmbiguousTaskIdError     a prefix matches several recorded tasks
 ```
 
 Bad parameters are Pydantic's `ValidationError`, as users of Pydantic expect.
@@ -117,3 +123,40 @@ class TaskFailedError(StardagError):
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class RegistryError(StardagError):
+    """The registry cannot be opened, written or queried; `.url` says which one."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class RegistryLockedError(RegistryError):
+    """The registry stayed locked by other writers through every retry."""
+
+
+class RegistryUnwritableError(RegistryError):
+    """The registry cannot be written (read-only, full disk, missing directory)."""
+
+
+class RegistrySchemaError(RegistryError):
+    """The registry was made by a newer schema than this Stardag knows, or is not one."""
+
+
+class TaskNotFoundError(RegistryError, LookupError):
+    """No recorded task matches a task id, id prefix or output digest."""
+
+    def __init__(self, message: str, *, query: str) -> None:
+        super().__init__(message)
+        self.query = query
+
+
+class AmbiguousTaskIdError(RegistryError, LookupError):
+    """A task id prefix matches more than one recorded task; `.candidates` lists them."""
+
+    def __init__(self, message: str, *, query: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.query = query
+        self.candidates = candidates
