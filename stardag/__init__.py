@@ -19,12 +19,15 @@ assert sum_task.load() == 6
 
 from stardag._decorator import FunctionTask, task
 from stardag._errors import (
+    BackendError,
     BlobNotFoundError,
     CanonicalEncodingError,
     CorruptBlobError,
     DependencyCycleError,
+    InvalidKeyError,
     InvalidRecordError,
     MissingReturnAnnotationError,
+    OptionalDependencyError,
     SerializationError,
     StardagError,
     StoreError,
@@ -60,6 +63,7 @@ from stardag.build import (
 
 __all__ = [
     "AutoTask",
+    "BackendError",
     "BaseTask",
     "BlobNotFoundError",
     "BuildEvent",
@@ -74,10 +78,12 @@ __all__ = [
     "FailMode",
     "FileTarget",
     "FunctionTask",
+    "InvalidKeyError",
     "InvalidRecordError",
     "LoadableTask",
     "LocalFileTarget",
     "MissingReturnAnnotationError",
+    "OptionalDependencyError",
     "Output",
     "SerializationError",
     "StardagError",

@@ -11,10 +11,13 @@ StardagError
 ├── StoreError                   the content-addressed store failed
 │   ├── BlobNotFoundError        no blob under a digest
 │   ├── CorruptBlobError         a blob's bytes do not match its digest
-│   └── InvalidRecordError       an action record is malformed
+│   ├── InvalidRecordError       an action record is malformed
+│   ├── InvalidKeyError          a digest or task id that is not 64 lowercase hex
+│   └── BackendError             the storage backend failed (unreachable, denied, full)
 ├── TargetNotFoundError          a task's output does not exist (not built yet)
 ├── UnknownRootKeyError          a target root key that is not configured
 ├── TaskFailedError              a task raised while running (wraps its error)
+├── OptionalDependencyError      a value's type needs a package that is not installed
 └── RegistryError                the registry cannot be opened, written or queried
     ├── RegistryLockedError      still locked by another process after the retries
     ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
@@ -160,3 +163,30 @@ class AmbiguousTaskIdError(RegistryError, LookupError):
         super().__init__(message)
         self.query = query
         self.candidates = candidates
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A digest or task id is not 64 lowercase hex characters, so it names no store path."""
+
+
+class BackendError(StoreError, OSError):
+    """The storage backend failed an operation: unreachable, timed out, denied or full."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        digest: str | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        super().__init__(message, digest=digest, task_id=task_id)
+        self.url = url
+
+
+class OptionalDependencyError(StardagError, ImportError):
+    """A value's type needs an optional package that is not installed (`.package`)."""
+
+    def __init__(self, message: str, *, package: str) -> None:
+        super().__init__(message)
+        self.package = package
