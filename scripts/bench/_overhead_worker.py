@@ -1,0 +1,104 @@
+"""One measurement for overhead.py, in this process; prints one `RESULT {json}` line.
+
+Usage: python _overhead_worker.py PHASE SHAPE N   (run in the store dir, env set by the driver)
+
+  import  only `import stardag`
+  cold    construct the DAG, build it (every task body runs), build again in the same
+          process (nothing runs), load the root
+  noop    a fresh process against the store `cold` filled: construct and build (nothing runs)
+
+Shapes: `chain` (task k depends on task k-1: N tasks, depth N) and `tree` (a binary
+reduction tree over (N+1)//2 leaves: 2*leaves-1 tasks, depth log2 N).
+
+Uses only the API that stardag 0.28.0 and ours share: @sd.task, sd.Depends[int], sd.build,
+task.load(). No `from __future__ import annotations` here: stardag 0.28.0 picks the
+serializer from the evaluated return annotation.
+"""
+
+import json
+import resource
+import sys
+import time
+
+_t0 = time.perf_counter()
+import stardag as sd  # noqa: E402
+
+IMPORT_S = time.perf_counter() - _t0
+_RAN = [0]  # task bodies executed in this process
+
+
+@sd.task
+def leaf(i: int) -> int:
+    _RAN[0] += 1
+    return i
+
+
+@sd.task
+def step(prev: sd.Depends[int], i: int) -> int:
+    _RAN[0] += 1
+    return prev + i
+
+
+@sd.task
+def add(a: sd.Depends[int], b: sd.Depends[int]) -> int:
+    _RAN[0] += 1
+    return a + b
+
+
+def construct(shape: str, n: int):
+    """The root task of the DAG and (number of tasks, the root's expected value)."""
+    if shape == "chain":
+        root = leaf(i=0)
+        for k in range(1, n):
+            root = step(prev=root, i=k)
+        return root, n, n * (n - 1) // 2
+    leaves = (n + 1) // 2
+    level = [leaf(i=k) for k in range(leaves)]
+    while len(level) > 1:
+        pairs = [add(a=level[j], b=level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        level = pairs + level[len(level) - len(level) % 2 :]  # an odd one out moves up
+    return level[0], 2 * leaves - 1, leaves * (leaves - 1) // 2
+
+
+def timed_build(root) -> tuple[float, int]:
+    """Seconds that `sd.build(root)` took and how many task bodies it ran."""
+    ran, t = _RAN[0], time.perf_counter()
+    sd.build(root)
+    return time.perf_counter() - t, _RAN[0] - ran
+
+
+def measure(phase: str, shape: str, n: int) -> dict:
+    t = time.perf_counter()
+    root, tasks, expected = construct(shape, n)
+    out: dict = {"tasks": tasks, "construct_s": time.perf_counter() - t}
+    checks = []
+    if phase == "cold":
+        out["cold_s"], ran = timed_build(root)
+        checks.append(("cold build ran", ran, tasks))
+        out["noop_s"], ran = timed_build(root)
+        checks.append(("in-process no-op ran", ran, 0))
+    else:
+        out["fresh_build_s"], ran = timed_build(root)
+        out["fresh_s"] = out["construct_s"] + out["fresh_build_s"]
+        checks.append(("fresh no-op ran", ran, 0))
+    checks.append(("root value", root.load(), expected))
+    bad = [f"{what} {got}, expected {want}" for what, got, want in checks if got != want]
+    if bad:
+        out["error"] = "; ".join(bad)
+    return out
+
+
+def main() -> None:
+    phase, shape, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    out: dict = {"import_s": IMPORT_S, "version": sd.__version__, "module": sd.__file__}
+    if phase != "import":
+        try:
+            out.update(measure(phase, shape, n))
+        except BaseException as e:  # noqa: BLE001 - report every failure, RecursionError included
+            out["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

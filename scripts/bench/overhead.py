@@ -1,0 +1,246 @@
+"""Per-task overhead of our stardag against the released stardag 0.28.0, in one run.
+
+    python3 scripts/bench/overhead.py [--sizes 1000,10000] [--shapes tree,chain] [--reps N]
+                                      [--registry] [--json out.json]
+
+Builds the same DAGs (`_overhead_worker.py`: a binary reduction tree and a chain of trivial
+int tasks) with both packages, each measurement in a fresh process of that package's
+interpreter and a fresh local store dir (STARDAG_TARGET_ROOTS__DEFAULT and STARDAG_HOME
+point there, STARDAG_NO_REGISTRY=1; `--registry` leaves our registry on). Interpreters:
+ours is the repo's `.venv` if present, else `~/.cache/stardag-bench/ours` (`pip install -e`);
+theirs is `~/.cache/stardag-bench/stardag-0.28.0` (`pip install stardag==0.28.0`); both are
+made on first use and reused.
+
+Per (shape, n): construct (making the task objects), cold build (`sd.build`, every body
+runs), in-process no-op (`sd.build` again, nothing runs), fresh no-op (a new process
+constructs the DAG and builds it against the filled store: construct + check), and the
+peak RSS of the cold and fresh processes. Plus `import stardag` (fresh processes, median).
+Every run checks how many task bodies ran and the root's value; a failure (e.g. the
+released stardag's recursion limit on deep chains) shows as "error" and is listed below.
+
+Read the ours/theirs column: ratios in the same run are what count; absolute times move
+with the machine's load. Numbers are medians over --reps. The goal lines at the end
+check the core issue's targets at the largest and smallest size given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("_overhead_worker.py")
+CACHE = Path.home() / ".cache" / "stardag-bench"
+THEIRS = "stardag==0.28.0"
+SIDES = ("ours", "theirs")  # also the attributes of the parsed args naming their interpreters
+METRICS = {  # key in the worker's result: label
+    "construct_s": "construct",
+    "cold_s": "cold build",
+    "noop_s": "no-op, same process",
+    "fresh_s": "no-op, fresh process",
+    "cold_rss": "peak RSS cold (MiB)",
+    "fresh_rss": "peak RSS fresh (MiB)",
+}
+
+
+def venv_python(path: Path, *requirement: str) -> str:
+    """The interpreter of a venv at `path` that has `requirement` (pip arguments), made once."""
+    python, stamp = path / "bin" / "python", path / ".installed"
+    if not stamp.exists() or stamp.read_text() != repr(requirement):
+        print(f"making {path} with {' '.join(requirement)} ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement], check=True)
+        stamp.write_text(repr(requirement))
+    return str(python)
+
+
+def run_worker(side: str, phase: str, shape: str, n: int, store: str, a) -> dict:
+    """One worker process of `side` ("ours" or "theirs") in `store`: its RESULT, or an error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHONPATH"))}
+    env.update(STARDAG_TARGET_ROOTS__DEFAULT=store, STARDAG_HOME=store, STARDAG_NO_REGISTRY="1")
+    if a.registry and side == "ours":
+        del env["STARDAG_NO_REGISTRY"]
+    cmd = [getattr(a, side), str(WORKER), phase, shape, str(n)]
+    try:
+        p = subprocess.run(
+            cmd, cwd=store, env=env, capture_output=True, text=True, timeout=a.timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {a.timeout:.0f}s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": f"exit {p.returncode}: {(p.stderr.strip().splitlines() or [''])[-1]}"}
+
+
+def run_case(side: str, shape: str, n: int, a) -> dict:
+    """A cold process, then a fresh no-op process, in a fresh store."""
+    store = tempfile.mkdtemp(prefix=f"sd-overhead-{shape}-{n}-")
+    try:
+        cold = run_worker(side, "cold", shape, n, store, a)
+        cold["cold_rss"] = cold.get("peak_rss_mib")
+        if "error" in cold:
+            return cold
+        fresh = run_worker(side, "noop", shape, n, store, a)
+        return {
+            **cold,
+            "fresh_s": fresh.get("fresh_s"),
+            "fresh_rss": fresh.get("peak_rss_mib"),
+            **({"error": "fresh: " + fresh["error"]} if "error" in fresh else {}),
+        }
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The first successful run, each number the median over the successful runs."""
+    ok = [r for r in runs if "error" not in r] or runs[:1]
+    out = dict(ok[0])
+    for k, v in out.items():
+        if isinstance(v, float):
+            out[k] = statistics.median(r[k] for r in ok if isinstance(r.get(k), float))
+    return out
+
+
+def ratio(ours, theirs) -> float | None:
+    return ours / theirs if isinstance(ours, float) and isinstance(theirs, float) else None
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def fmt(v, key: str = "") -> str:
+    if v is None:
+        return "error"
+    if key.endswith("rss"):
+        return f"{v:.0f}"
+    return f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def measure_imports(a) -> dict:
+    """Median `import stardag` per side; the sides alternate so load drifts hit both."""
+    runs: dict = {side: [] for side in SIDES}
+    for _ in range(a.import_reps):
+        for side in SIDES:
+            runs[side].append(run_worker(side, "import", "-", 0, tempfile.gettempdir(), a))
+    for side, r in runs.items():
+        print(f"{side}: stardag {r[0].get('version')} from {r[0].get('module')}", flush=True)
+    return {side: median_of(r) for side, r in runs.items()}
+
+
+def measure_dags(a) -> dict:
+    """Results per (side, shape, n); the sides alternate per case."""
+    results: dict = {}
+    for shape in a.shapes:
+        for n in sorted(a.sizes):
+            for side in SIDES:
+                results[side, shape, n] = r = measure_case(side, shape, n, results, a)
+                print(f"  {side} {shape} {n}: cold build {fmt(r.get('cold_s'))}", flush=True)
+    return results
+
+
+def measure_case(side: str, shape: str, n: int, done: dict, a) -> dict:
+    """Median of --reps runs; skipped where a smaller n of this side and shape failed."""
+    if any("error" in r for (s, sh, _), r in done.items() if (s, sh) == (side, shape)):
+        return {"error": "not run: failed at a smaller size"}
+    runs = [run_case(side, shape, n, a) for _ in range(a.reps)]
+    failed = [r for r in runs if "error" in r]
+    return failed[0] if failed else median_of(runs)
+
+
+def valid(r: dict) -> dict:
+    """A result's numbers, or none if the run failed (its numbers are not comparable)."""
+    return {} if "error" in r else r
+
+
+def goals(imports: dict, res: dict, a) -> list[tuple[str, float | None, float]]:
+    """(what, measured, goal): the core issue's targets, each met when measured <= goal."""
+    big, small = max(a.sizes), min(a.sizes)
+    ours = {(shape, n): valid(res["ours", shape, n]) for shape in a.shapes for n in a.sizes}
+
+    def per_task(shape: str, n: int) -> float | None:
+        r = ours.get((shape, n), {})
+        return r["cold_s"] / r["tasks"] if "cold_s" in r else None
+
+    def vs_theirs(key: str, shape: str = "tree") -> float | None:
+        return ratio(ours[shape, big].get(key), valid(res["theirs", shape, big]).get(key))
+
+    out = [("import stardag (x theirs)", ratio(*(imports[s].get("import_s") for s in SIDES)), 1.5)]
+    if "tree" in a.shapes:
+        out.append((f"cold build, tree {big} (x theirs)", vs_theirs("cold_s"), 0.5))
+        out.append((f"fresh-process no-op, tree {big} (x theirs)", vs_theirs("fresh_s"), 1.0))
+    if "tree" in a.shapes and "chain" in a.shapes:
+        chain_vs_tree = ratio(per_task("chain", big), per_task("tree", big))
+        out.append((f"chain {big} builds, per-task cost (x our tree's)", chain_vs_tree, 1.5))
+    for shape in a.shapes:
+        if big > small:
+            growth = ratio(per_task(shape, big), per_task(shape, small))
+            out.append((f"linear: {shape} per-task cost {big} (x {small})", growth, 1.5))
+        noop = ours[shape, big].get("noop_s")
+        out.append((f"same-process no-op, {shape} {big} (ms)", noop and noop * 1e3, 10.0))
+    return out
+
+
+def report(imports: dict, res: dict, a) -> None:
+    print("\n| case | metric | ours | theirs | ours/theirs |\n|---|---|---|---|---|")
+    i = [imports[s].get("import_s") for s in SIDES]
+    print(f"| - | import stardag | {fmt(i[0])} | {fmt(i[1])} | {fmt_ratio(ratio(*i))} |")
+    for shape in a.shapes:
+        for n in a.sizes:
+            o, t = valid(res["ours", shape, n]), valid(res["theirs", shape, n])
+            for key, label in METRICS.items():
+                cells = (
+                    fmt(o.get(key), key),
+                    fmt(t.get(key), key),
+                    fmt_ratio(ratio(o.get(key), t.get(key))),
+                )
+                print(f"| {shape} {n} | {label} | " + " | ".join(cells) + " |")
+    failed = {**{(s, "import stardag"): r for s, r in imports.items()}, **res}
+    errors = [f"- {' '.join(map(str, k))}: {r['error']}" for k, r in failed.items() if "error" in r]
+    print("\nErrors:\n" + "\n".join(errors) if errors else "\nNo errors.")
+    print("\nGoals:")
+    for what, got, goal in goals(imports, res, a):
+        verdict = "PASS" if got is not None and got <= goal else "FAIL"
+        print(f"- {what}: {'-' if got is None else f'{got:.2f}'} (goal <= {goal:g}) {verdict}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--shapes", default="tree,chain", type=lambda s: s.split(","))
+    ap.add_argument("--reps", type=int, default=1, help="runs per case (median)")
+    ap.add_argument("--import-reps", type=int, default=7)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per worker process")
+    ap.add_argument("--registry", action="store_true", help="leave our registry on")
+    ap.add_argument(
+        "--ours", help="our interpreter (default: the repo's .venv, else a cached venv)"
+    )
+    ap.add_argument("--theirs", help="an interpreter with stardag==0.28.0 (default: a cached venv)")
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    local = REPO / ".venv" / "bin" / "python"
+    a.ours = a.ours or (
+        str(local) if local.exists() else venv_python(CACHE / "ours", "-e", str(REPO))
+    )
+    a.theirs = a.theirs or venv_python(CACHE / "stardag-0.28.0", THEIRS)
+    imports, res = measure_imports(a), measure_dags(a)
+    report(imports, res, a)
+    if a.json:
+        rows = [{"side": s, "shape": sh, "n": n, **r} for (s, sh, n), r in res.items()]
+        Path(a.json).write_text(
+            json.dumps({"args": vars(a), "imports": imports, "results": rows}, indent=1)
+        )
+
+
+if __name__ == "__main__":
+    main()
