@@ -18,6 +18,7 @@ assert sum_task.load() == 6
 """
 
 from stardag._decorator import FunctionTask, task
+from stardag._directory import Directory
 from stardag._errors import (
     BackendError,
     BlobNotFoundError,
@@ -74,6 +75,7 @@ __all__ = [
     "CorruptBlobError",
     "DependencyCycleError",
     "Depends",
+    "Directory",
     "EventKind",
     "FailMode",
     "FileTarget",

@@ -13,6 +13,7 @@ import typing
 from typing import Any, ClassVar, Generic, TypeVar
 
 from stardag import _config, _serialize
+from stardag._directory import Directory
 from stardag._errors import SerializationError, StardagError, TargetNotFoundError
 from stardag._store import INLINE_MAX, SMALL_BLOB, ActionRecord, Store, now_iso, store_for
 from stardag._task import LoadableTask, flatten_task_struct
@@ -54,7 +55,7 @@ class Output(Generic[T]):
         """Serialize `value` into a blob, then publish the task's action record."""
         task = self.task
         store = self.store
-        serializer = type(task).__stardag_serializer__
+        serializer = _serialize.for_store(type(task).__stardag_serializer__, store)
         writer = store.writer(inline_max=INLINE_MAX)
         try:
             serializer.dump(value, typing.cast(typing.IO[bytes], writer))
@@ -76,6 +77,7 @@ class Output(Generic[T]):
             serializer=serializer.name,
             size_raw=info.size_raw,
             size_stored=info.size_stored,
+            compression=info.compression,
             created=now_iso(),
             requires=[dep.id for dep in flatten_task_struct(task.requires())],
             dynamic=list(task._run_state.get("dynamic", ())) if task._run_state else [],
@@ -85,6 +87,10 @@ class Output(Generic[T]):
         if task._run_state is not None:
             task._run_state["record"] = record
         return record
+
+    def staging_dir(self) -> Directory:
+        """An empty local folder from this output's store, for a directory output."""
+        return Directory.staging_in(self.store)
 
     async def save_aio(self, value: T) -> ActionRecord:
         """Async `save()`."""
@@ -104,11 +110,13 @@ class Output(Generic[T]):
         serializer = type(task).__stardag_serializer__
         if serializer.name != record.serializer:
             serializer = _serialize.by_name(record.serializer, type(task).__stardag_output_type__)
+        serializer = _serialize.for_store(serializer, store)
         if record.size_raw <= SMALL_BLOB:
             small = _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
             return typing.cast(T, small)
         with store.open_blob(record.digest, task.id) as reader:
-            value = _deserialize(serializer, io.BufferedReader(reader, 1 << 20), task)
+            buffered = io.BufferedReader(reader, 1 << 20)  # kept: its collection closes `reader`
+            value = _deserialize(serializer, buffered, task)
             reader.verify()
         return typing.cast(T, value)
 

@@ -1,0 +1,421 @@
+"""Blobs: one output's bytes, named by their blake3, framed as zstd, written and read as streams.
+
+Every blob is one zstd frame (RFC 8878), so `zstd -dc <blob> | b3sum` checks any of
+them. How the frame holds the bytes depends on a sample of them:
+
+- compressible bytes are compressed at `STARDAG_ZSTD_LEVEL` (default 1), frame checksum on;
+- bytes whose sample does not shrink by `MIN_SAVING` (float arrays, images, already
+  compressed data) go in *raw blocks*: a 3-byte header per 128 KiB and no checksum (the
+  blake3 digest covers them), so storing them costs a copy, not a compression.
+
+The record's `compression` says which (`"zstd"` or `"none"`). The digest is always blake3
+of the raw bytes, so the framing can change without changing any name.
+
+Writing streams: a `BlobWriter` hashes and frames each chunk as it arrives, into a staged
+file, holding at most `SMALL_BLOB` bytes of its own (plus zstd's window). Reading
+streams too: a `VerifyingReader` decompresses into the caller's buffer and hashes it
+there, and raises `CorruptBlobError` at the end if the digest differs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import zstandard
+
+from stardag import _hashing
+from stardag._errors import CorruptBlobError, StardagError
+
+if TYPE_CHECKING:
+    from stardag._backends import Backend, Staged
+
+# Bytes up to this size are buffered and framed in one shot; past it the writer streams.
+SMALL_BLOB = 4 << 20
+# Large writes are hashed and compressed in steps of this size (cache-sized, pipelined).
+STEP = 1 << 20
+# Compress only when a sample shrinks by at least this fraction.
+MIN_SAVING = 0.10
+SAMPLE_SLICES = 4
+SAMPLE_SLICE = 64 << 10
+RAW_BLOCK = 128 << 10
+# Magic, frame header descriptor 0 (no content size, no checksum, no dictionary),
+# window descriptor 0x38 (128 KiB, the largest raw block).
+RAW_FRAME_HEADER = b"\x28\xb5\x2f\xfd\x00\x38"
+COMPRESSED = "zstd"
+UNCOMPRESSED = "none"
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class Compression:
+    """How new blobs are compressed: zstd `level`, and `threads` zstd workers (0: inline)."""
+
+    level: int = 1
+    threads: int = 0
+
+    @classmethod
+    def from_env(cls) -> Compression:
+        """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default 0)."""
+        return cls(_env_int("STARDAG_ZSTD_LEVEL", 1), _env_int("STARDAG_ZSTD_THREADS", 0))
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise StardagError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def compressor(settings: Compression, threads: int = 0) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor for `settings` (checksum on)."""
+    cache: dict[tuple[int, int], zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    key = (settings.level, threads)
+    cctx = cache.get(key)
+    if cctx is None:
+        cctx = cache[key] = zstandard.ZstdCompressor(
+            level=settings.level, write_checksum=True, threads=threads
+        )
+    return cctx
+
+
+def decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's zstd decompressor."""
+    dctx = getattr(_local, "d", None)
+    if dctx is None:
+        dctx = _local.d = zstandard.ZstdDecompressor()
+    return dctx
+
+
+def _byte_view(data: Any) -> memoryview:
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def compresses(pieces: list[memoryview], settings: Compression) -> bool:
+    """Whether a sample spread over `pieces` shrinks by at least `MIN_SAVING`."""
+    sample = _sample(pieces)
+    total = sum(len(s) for s in sample)
+    if total == 0:
+        return False
+    cctx = compressor(settings)
+    shrunk = sum(len(cctx.compress(s)) for s in sample)
+    return shrunk <= (1 - MIN_SAVING) * total
+
+
+def _sample(pieces: list[memoryview]) -> list[memoryview]:
+    total = sum(len(p) for p in pieces)
+    if total <= SAMPLE_SLICES * SAMPLE_SLICE:
+        return [p for p in pieces if len(p)]
+    slices = []
+    for k in range(SAMPLE_SLICES):
+        offset = k * (total - SAMPLE_SLICE) // (SAMPLE_SLICES - 1)
+        for piece in pieces:
+            if offset < len(piece):
+                slices.append(piece[offset : offset + SAMPLE_SLICE])
+                break
+            offset -= len(piece)
+    return slices
+
+
+def _block_header(size: int, last: bool) -> bytes:
+    return (int(last) | (size << 3)).to_bytes(3, "little")  # block type 0: raw
+
+
+class RawFramer:
+    """Frames bytes as one zstd frame of raw (stored, uncompressed) blocks."""
+
+    def __init__(self, sink: Callable[[Any], object]) -> None:
+        self._sink = sink
+        self._pending = bytearray()
+        sink(RAW_FRAME_HEADER)
+
+    def write(self, view: memoryview) -> None:
+        """Frame more bytes (complete blocks go out at once, the rest waits)."""
+        if self._pending:
+            take = min(RAW_BLOCK - len(self._pending), len(view))
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < RAW_BLOCK:
+                return
+            self._block(self._pending, last=False)
+            self._pending = bytearray()
+        whole = len(view) - len(view) % RAW_BLOCK
+        for start in range(0, whole, RAW_BLOCK):
+            self._block(view[start : start + RAW_BLOCK], last=False)
+        self._pending += view[whole:]
+
+    def finish(self) -> None:
+        """Write the last block (possibly empty), closing the frame."""
+        self._block(self._pending, last=True)
+        self._pending = bytearray()
+
+    def _block(self, data: Any, last: bool) -> None:
+        self._sink(_block_header(len(data), last))
+        self._sink(data)
+
+
+def raw_frame(data: memoryview) -> bytes:
+    """`data` as one zstd frame of raw blocks."""
+    out = bytearray()
+    framer = RawFramer(out.extend)
+    framer.write(data)
+    framer.finish()
+    return bytes(out)
+
+
+def stored_size_if_raw(size_raw: int) -> int:
+    """The size of a raw-block frame holding `size_raw` bytes."""
+    blocks = size_raw // RAW_BLOCK + 1
+    return len(RAW_FRAME_HEADER) + 3 * blocks + size_raw
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a blob write produced (`inline`: the raw bytes, when kept in the record)."""
+
+    digest: str
+    size_raw: int
+    size_stored: int
+    compression: str = COMPRESSED
+    inline: bytes | None = None
+
+
+class BlobWriter(io.RawIOBase):
+    """A binary sink that hashes and frames what is written, then publishes one blob.
+
+    Up to `SMALL_BLOB` bytes are buffered and framed in one shot; past that the
+    writer streams into a staged file, never holding a second whole copy.
+    `finish()` publishes under the digest; `abort()` leaves nothing. Writes of
+    more than `inline_max` bytes in total become a blob; smaller ones are returned
+    in `BlobInfo.inline` for the caller to keep elsewhere.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        path_of: Callable[[str], str],
+        settings: Compression,
+        inline_max: int = -1,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self._path_of = path_of
+        self._settings = settings
+        self._inline_max = inline_max
+        self._hasher = _hashing.new_hasher()
+        self._buffer = bytearray()
+        self._size = 0
+        self._staged: Staged | None = None
+        self._encode: Callable[[memoryview], object] | None = None
+        self._close_frame: Callable[[], object] | None = None
+        self._compression = UNCOMPRESSED
+        self._stored = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any, /) -> int:
+        view = _byte_view(data)
+        size = len(view)
+        if self._encode is None and len(self._buffer) + size <= SMALL_BLOB:
+            self._hasher.update(view)
+            self._buffer += view
+        else:
+            if self._encode is None:
+                self._start_streaming(view)
+            for start in range(0, size, STEP):
+                step = view[start : start + STEP]
+                self._hasher.update(step)
+                assert self._encode is not None
+                self._encode(step)
+        self._size += size
+        return size
+
+    def _start_streaming(self, upcoming: memoryview) -> None:
+        buffered = memoryview(self._buffer)
+        compress = compresses([buffered, upcoming], self._settings)
+        self._staged = self.backend.stage()
+        if compress:
+            self._compression = COMPRESSED
+            threads = self._settings.threads
+            sink = typing.cast(IO[bytes], _Counting(self))
+            stream = compressor(self._settings, threads).stream_writer(
+                sink, closefd=False, write_return_read=True
+            )
+            self._encode = stream.write
+            self._close_frame = lambda: stream.flush(zstandard.FLUSH_FRAME)
+        else:
+            self._compression = UNCOMPRESSED
+            framer = RawFramer(self._put)
+            self._encode = framer.write
+            self._close_frame = framer.finish
+        self._encode(buffered)
+        self._buffer = bytearray()
+
+    def _put(self, data: Any) -> None:
+        assert self._staged is not None
+        self._stored += len(data)
+        self._staged.write(data)
+
+    def finish(self) -> BlobInfo:
+        """Publish the blob under its digest (once: an existing blob is kept, and touched)."""
+        digest = self._hasher.hexdigest()
+        if self._close_frame is None:
+            return self._finish_small(digest)
+        self._close_frame()
+        staged, self._staged = self._staged, None
+        assert staged is not None
+        path = self._path_of(digest)
+        if self.backend.exists(path):
+            staged.discard()
+            return self._existing(digest, path)
+        staged.publish(path)
+        return BlobInfo(digest, self._size, self._stored, self._compression)
+
+    def _finish_small(self, digest: str) -> BlobInfo:
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        if self._size <= self._inline_max:
+            return BlobInfo(digest, self._size, 0, UNCOMPRESSED, inline=data)
+        path = self._path_of(digest)
+        if self.backend.exists(path):
+            return self._existing(digest, path)
+        view = memoryview(data)
+        if compresses([view], self._settings):
+            stored, compression = compressor(self._settings).compress(data), COMPRESSED
+        else:
+            stored, compression = raw_frame(view), UNCOMPRESSED
+        self.backend.put_bytes(path, stored)
+        return BlobInfo(digest, self._size, len(stored), compression)
+
+    def _existing(self, digest: str, path: str) -> BlobInfo:
+        self.backend.touch(path)  # a reuse counts as a write for gc's grace period
+        size = self.backend.stat(path).size
+        compression = UNCOMPRESSED if size == stored_size_if_raw(self._size) else COMPRESSED
+        return BlobInfo(digest, self._size, size, compression)
+
+    def abort(self) -> None:
+        """Drop everything written; no blob appears."""
+        self._buffer = bytearray()
+        if self._staged is not None:
+            self._staged.discard()
+            self._staged = None
+
+
+class _Counting:
+    """The file zstd's stream writer writes to: counts, then forwards to the staged file."""
+
+    def __init__(self, writer: BlobWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: Any) -> int:
+        self._writer._put(data)
+        return len(data)
+
+
+class VerifyingReader(io.RawIOBase):
+    """Decompresses a blob into the caller's buffers while hashing them.
+
+    At the end of the frame a digest mismatch raises `CorruptBlobError`;
+    `verify()` reads whatever is left and checks.
+    """
+
+    def __init__(self, raw: IO[bytes], digest: str, task_id: str | None = None) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+        self._task_id = task_id
+        self._hasher = _hashing.new_hasher()
+        self._reader: Any = decompressor().stream_reader(
+            raw, read_size=STEP, read_across_frames=True, closefd=False
+        )
+        self._done = False
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        view = _byte_view(buffer)[:STEP]
+        try:
+            got = self._reader.readinto(view)
+        except zstandard.ZstdError as exc:
+            raise corrupt(self._digest, self._task_id, f"bad zstd frame ({exc})") from None
+        if not got:
+            self._check()
+            return 0
+        self._hasher.update(view[:got])
+        self.size += got
+        return int(got)
+
+    def _check(self) -> None:
+        self._done = True
+        if self._hasher.hexdigest() != self._digest:
+            raise corrupt(self._digest, self._task_id, "its bytes hash to another digest")
+
+    def verify(self) -> None:
+        """Read to the end and check the digest (`CorruptBlobError` on a mismatch)."""
+        scratch = bytearray(STEP)
+        while self.readinto(scratch):
+            pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+            self._raw.close()
+        super().close()
+
+
+class VerifyingCopier:
+    """Checks a blob's stored bytes as they stream past: `feed()` chunks, then `check()`."""
+
+    def __init__(self, digest: str, source: str) -> None:
+        self._digest = digest
+        self._source = source
+        self._hasher = _hashing.new_hasher()
+        self._dobj = decompressor().decompressobj()
+        self._finished = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Decompress and hash one chunk of the stored frame."""
+        if self._finished and chunk:
+            raise self._corrupt("bytes follow the end of its zstd frame")
+        try:
+            self._hasher.update(self._dobj.decompress(chunk))
+        except zstandard.ZstdError as exc:
+            raise self._corrupt(f"bad zstd frame ({exc})") from None
+        self._finished = bool(self._dobj.eof)
+
+    def check(self) -> None:
+        """Raise `CorruptBlobError` unless the frame was whole and hashed to the digest."""
+        if not self._finished:
+            raise self._corrupt("its zstd frame is cut short")
+        if self._hasher.hexdigest() != self._digest:
+            raise self._corrupt("its bytes hash to another digest")
+
+    def _corrupt(self, why: str) -> CorruptBlobError:
+        return corrupt(self._digest, None, f"{why}, in {self._source}")
+
+
+def corrupt(digest: str, task_id: str | None, why: str) -> CorruptBlobError:
+    """The error for a blob whose bytes do not match its digest."""
+    owner = f" (output of task {task_id})" if task_id else ""
+    return CorruptBlobError(
+        f"blob {digest}{owner} is corrupt: {why}. Run `stardag verify --repair` and rebuild.",
+        digest=digest,
+        task_id=task_id,
+    )
