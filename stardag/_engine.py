@@ -505,21 +505,28 @@ class Engine:
             for dep in wanted:
                 if dep.id in pending:
                     dep.waiters.append(wait)
+        if self.sequential:
+            await self.consume_until(wait.future)
         await wait.future
 
     # -- sequential builds ----------------------------------------------------------------
     async def consume_on_loop(self) -> None:
         """Run queued work one item at a time on the loop (sequential builds)."""
-        while not self.idle.is_set():
+        idle = asyncio.ensure_future(self.idle.wait())
+        await self.consume_until(idle)
+
+    async def consume_until(self, until: asyncio.Future[Any]) -> None:
+        """Run queued items until `until` is done.
+
+        An async task suspended on what it yielded calls this too, so its
+        dependencies run while it waits, still one task at a time.
+        """
+        while not until.done():
             if not self.loop_queue:
                 self.wake.clear()
-                waiters = [
-                    asyncio.ensure_future(self.wake.wait()),
-                    asyncio.ensure_future(self.idle.wait()),
-                ]
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+                wake = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait([wake, until], return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
                 continue
             node, resume = self.loop_queue.popleft()
             if node.is_async and resume is None:

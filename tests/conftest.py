@@ -1,0 +1,62 @@
+"""Shared fixtures: every test runs against its own Stardag home (store and registry)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def stardag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point STARDAG_HOME at a fresh directory and clear any configured roots."""
+    for name in list(os.environ):
+        if name.startswith(("STARDAG_TARGET_ROOTS", "STARDAG_REGISTRY_URL")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "stardag-home"
+    monkeypatch.setenv("STARDAG_HOME", str(home))
+    yield home
+
+
+# -- S3: a real S3-compatible server (moto) on 127.0.0.1, started once per test session --
+
+S3_BUCKET = "stardag-test"
+
+
+@pytest.fixture(scope="session")
+def s3_options() -> Iterator[dict[str, object]]:
+    """Storage options of a moto S3 server on 127.0.0.1, with one bucket made."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options: dict[str, object] = {
+        "endpoint_url": f"http://{host}:{port}",
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=options["endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=S3_BUCKET)
+    yield options
+    server.stop()
+
+
+@pytest.fixture
+def s3_url() -> str:
+    """A fresh, empty root in the test bucket."""
+    import uuid
+
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
