@@ -48,11 +48,14 @@ def task_id_of(spec: Mapping[str, Any]) -> str:
     return blake3(TASK_ID_PREFIX + canonical_json(spec)).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(obj: Any) -> bytes:
     """Canonical JSON bytes of an already-encoded value."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def digest_bytes(data: bytes) -> str:
