@@ -1,0 +1,5 @@
+"""`python -m stardag` runs the command line."""
+
+from stardag.cli import main
+
+main()
