@@ -134,6 +134,9 @@ class Engine:
         self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
         self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
         self.background: set[asyncio.Future[None]] = set()
+        # Per worker thread: `next` is None while the worker may claim the next ready
+        # task for itself, the claimed item once it has, False elsewhere.
+        self.local = threading.local()
 
     # -- events -----------------------------------------------------------------
     def emit(self, kind: EventKind, **details: Any) -> None:
@@ -299,6 +302,10 @@ class Engine:
             self.loop.call_soon_threadsafe(self.wake.set)
         elif node.is_async:
             self.loop.call_soon_threadsafe(self.spawn_async, node, resume)
+        elif getattr(self.local, "next", False) is None:
+            # A worker that just finished a task runs one newly ready task itself:
+            # along a chain no other thread has to wake up.
+            self.local.next = (node, resume)
         else:
             self.sync_queue.put((node, resume))
 
@@ -350,7 +357,10 @@ class Engine:
     # -- sync tasks on worker threads -----------------------------------------------------
     def worker(self) -> None:
         while (item := self.sync_queue.get()) is not None:
-            self.run_sync(*item)
+            while item is not None:
+                self.local.next = None
+                self.run_sync(*item)
+                item, self.local.next = self.local.next, False
 
     def run_sync(self, node: Node, resume: Any) -> None:
         """Run (or resume) a sync task; on a yield, hand the generator to the loop."""
