@@ -142,7 +142,7 @@ class Engine:
     def emit(self, kind: EventKind, **details: Any) -> None:
         """Deliver one event to every listener (always called under the lock)."""
         if self.listeners:
-            event = BuildEvent(kind, self.summary.build_id, **details)
+            event = BuildEvent(kind, self.summary.build_id, total=len(self.nodes), **details)
             for listener in self.listeners:
                 listener.handle(event)
 

@@ -43,6 +43,7 @@ class BuildEvent:
     error: BaseException | None = None  # TASK_FAILED
     roots: tuple[BaseTask, ...] = ()  # BUILD_STARTED
     summary: Any = None  # BuildSummary, BUILD_ENDED
+    total: int = 0  # tasks discovered so far in this build (every event)
 
 
 class BuildListener(Protocol):
