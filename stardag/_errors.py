@@ -18,12 +18,16 @@ StardagError
 ├── UnknownRootKeyError          a target root key that is not configured
 ├── TaskFailedError              a task raised while running (wraps its error)
 ├── OptionalDependencyError      a value's type needs a package that is not installed
-└── RegistryError                the registry cannot be opened, written or queried
-    ├── RegistryLockedError      still locked by another process after the retries
-    ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
-    ├── RegistrySchemaError      made by a newer schema, or not a registry at all
-    ├── TaskNotFoundError        no recorded task matches an id, prefix or digest
-    └── AmbiguousTaskIdError     a prefix matches several recorded tasks
+├── RegistryError                the registry cannot be opened, written or queried
+│   ├── RegistryLockedError      still locked by another process after the retries
+│   ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
+│   ├── RegistrySchemaError      made by a newer schema, or not a registry at all
+│   ├── TaskNotFoundError        no recorded task matches an id, prefix or digest
+│   ├── AmbiguousTaskIdError     a prefix matches several recorded tasks
+│   └── RegistryNotFoundError    no registry exists there yet (nothing was built)
+├── TaskReferenceError           a TASK argument is not an id, a prefix or `module:attr`
+├── TaskImportError              a recorded task's code cannot be imported to rebuild it
+└── NoGcRootsError               gc was given no roots, so everything would be garbage
 ```
 
 Bad parameters are Pydantic's `ValidationError`, as users of Pydantic expect.
@@ -190,3 +194,30 @@ class OptionalDependencyError(StardagError, ImportError):
     def __init__(self, message: str, *, package: str) -> None:
         super().__init__(message)
         self.package = package
+
+
+class RegistryNotFoundError(RegistryError):
+    """No registry exists at the URL yet; commands that only read it do not create one."""
+
+
+class TaskReferenceError(StardagError, ValueError):
+    """A task was named by something that is not a task id, an id prefix or `module:attr`.
+
+    Also raised when `module:attr` cannot be imported or does not name a task.
+    """
+
+    def __init__(self, message: str, *, reference: str) -> None:
+        super().__init__(message)
+        self.reference = reference
+
+
+class TaskImportError(StardagError, ImportError):
+    """A recorded task cannot be rebuilt from its spec: its code is missing or changed."""
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class NoGcRootsError(StardagError, ValueError):
+    """gc was given no kind of root (pins, recent builds, named tasks), so it refuses."""
