@@ -1,0 +1,180 @@
+"""Crashes and dead remotes: a killed writer or a silent server leaves nothing that lies."""
+
+from __future__ import annotations
+
+import random
+import select
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import store_workers
+
+import stardag as sd
+from stardag._store import Store
+
+KILLS_LOCAL = 40
+KILLS_S3 = 6
+
+
+def _kill_writers(root: str, options: dict[str, Any] | None, kills: int, seed: int) -> int:
+    """Start and SIGKILL a writer `kills` times; how many kills left a write half done."""
+    context = store_workers.forkserver()
+    rng = random.Random(seed)
+    interrupted = 0
+    for attempt in range(kills):
+        ready = context.Event()
+        child = context.Process(
+            target=store_workers.save_forever,
+            args=(f"{root}/{attempt}", options, seed * 1000 + attempt, ready),
+        )
+        child.start()
+        assert ready.wait(30), "the writer did not start"
+        threading.Event().wait(rng.uniform(0.0, 0.3))
+        child.kill()
+        child.join()
+        assert child.exitcode == -9
+        interrupted += _check_store(Store(f"{root}/{attempt}", storage_options=options))
+    return interrupted
+
+
+def _check_store(store: Store) -> int:
+    """Every published blob and record is whole; the number of writes left in tmp/."""
+    for digest in store.iter_blobs():
+        store.read_blob(digest)  # CorruptBlobError if partial
+    for task_id in store.iter_records():
+        record = store.get_record(task_id)
+        assert record is not None and store.is_complete(task_id)
+        store.read_output(record)
+    left = [path for path in store.backend.walk("tmp")]
+    for path in left:
+        store.backend.delete(path)  # so each round counts its own
+    return len(left)
+
+
+def test_sigkilled_writer_leaves_no_partial_blob_or_record(tmp_path: Path) -> None:
+    """A writer killed at random points leaves only whole blobs and records (many runs)."""
+    interrupted = _kill_writers(str(tmp_path / "store"), None, KILLS_LOCAL, seed=1)
+    assert interrupted > 0, "no kill landed mid-write: the test exercised nothing"
+
+
+def test_sigkilled_writer_to_s3_leaves_no_partial_object(
+    s3_options: dict[str, Any], s3_url: str
+) -> None:
+    """On S3, a writer killed mid-put leaves no object under a final name."""
+    _kill_writers(s3_url, s3_options, KILLS_S3, seed=2)
+
+
+class SilentProxy:
+    """A TCP proxy to a server that, once silenced, swallows requests and never answers."""
+
+    def __init__(self, upstream: tuple[str, int], silence_after: int) -> None:
+        self.upstream = upstream
+        self.silence_after = silence_after
+        self.forwarded = 0
+        self.silenced = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._pump, args=(client,), daemon=True).start()
+
+    def _pump(self, client: socket.socket) -> None:
+        with client, socket.create_connection(self.upstream) as server:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([client, server], [], [], 0.1)
+                for sock in readable:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        return
+                    if sock is client:
+                        self.forwarded += len(data)
+                        if self.forwarded > self.silence_after:
+                            self.silenced.set()
+                    if self.silenced.is_set():
+                        continue  # swallow: the remote has stopped answering
+                    (server if sock is client else client).sendall(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def silent_proxy(s3_options: dict[str, Any]) -> Iterator[SilentProxy]:
+    """A proxy to the S3 server that goes silent after 1 MiB of requests."""
+    host, port = str(s3_options["endpoint_url"]).rsplit("//", 1)[1].split(":")
+    proxy = SilentProxy((host, int(port)), silence_after=1 << 20)
+    yield proxy
+    proxy.close()
+
+
+def _through(proxy: SilentProxy, s3_options: dict[str, Any]) -> dict[str, Any]:
+    host, port = proxy.address
+    return {
+        **s3_options,
+        "endpoint_url": f"http://{host}:{port}",
+        "config_kwargs": {
+            "connect_timeout": 1,
+            "read_timeout": 1,
+            "retries": {"max_attempts": 1},
+        },
+    }
+
+
+def test_remote_that_stops_answering_mid_write_is_a_clear_error(
+    silent_proxy: SilentProxy,
+    s3_options: dict[str, Any],
+    s3_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write to a remote that goes silent raises BackendError; no blob appears."""
+    monkeypatch.setenv("STARDAG_REMOTE_TIMEOUT", "1")
+    store = Store(s3_url, storage_options=_through(silent_proxy, s3_options))
+    with pytest.raises(sd.BackendError) as caught:
+        store.put_bytes(random.Random(0).randbytes(2 << 20))
+    assert silent_proxy.silenced.is_set()
+    assert caught.value.url == s3_url and "failed to write" in str(caught.value)
+    assert list(Store(s3_url, storage_options=s3_options).iter_blobs()) == []
+
+
+class Blob(sd.Task[bytes]):
+    """Two MiB of random bytes."""
+
+    seed: int
+
+    def run(self) -> bytes:
+        return random.Random(self.seed).randbytes(2 << 20)
+
+
+def test_remote_that_stops_answering_leaves_no_record(
+    silent_proxy: SilentProxy,
+    s3_options: dict[str, Any],
+    s3_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task saved to a silent remote fails clearly and publishes no record."""
+    import fsspec
+
+    monkeypatch.setitem(fsspec.config.conf, "s3", _through(silent_proxy, s3_options))
+    monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", s3_url)
+    monkeypatch.setenv("STARDAG_REMOTE_TIMEOUT", "1")
+    task = Blob(seed=uuid.uuid4().int % 1000)
+    with pytest.raises(sd.BackendError):
+        task.output().save(task.run())
+    direct = Store(s3_url, storage_options=s3_options)
+    assert list(direct.iter_records()) == [] and list(direct.iter_blobs()) == []
