@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from pydantic import create_model
 
@@ -28,6 +28,10 @@ class FunctionTask(Task[T]):
     __stardag_abstract__: ClassVar[bool] = True
     __stardag_func__: ClassVar[Callable[..., Any]]
     __stardag_is_async__: ClassVar[bool] = False
+
+    if TYPE_CHECKING:  # the parameters are the wrapped function's; checkers see keywords
+
+        def __init__(self, **params: Any) -> None: ...
 
     @classmethod
     def call(cls, *args: Any, **kwargs: Any) -> Any:

@@ -1,8 +1,9 @@
 """Build events: what a build tells its listeners (the registry, progress displays).
 
-One small interface: a listener is anything with `handle(event)`. Events come
-from the coordinating thread, in order, one per state change of the build or
-of a task.
+One small interface: a listener is anything with `handle(event)`. Events are
+delivered one at a time (under the engine's lock), in order, one per state
+change of the build or of a task; they may come from worker threads, so a
+listener that keeps state across builds guards it with its own lock.
 """
 
 from __future__ import annotations

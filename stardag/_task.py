@@ -81,9 +81,9 @@ class BaseTask(BaseModel):
     __stardag_name__: ClassVar[str] = ""
     __stardag_id_fields__: ClassVar[tuple[tuple[str, Any], ...]] = ()
     __stardag_overrides__: ClassVar[tuple[str | None, str | None]] = (None, None)
-    if TYPE_CHECKING:  # slots below; annotated here only, Pydantic must not see them
-        _sd_id: str
-        _sd_spec: dict[str, Any]
+    if TYPE_CHECKING:  # slots below; ClassVar so neither Pydantic nor mypy sees fields
+        _sd_id: ClassVar[str]
+        _sd_spec: ClassVar[dict[str, Any]]
 
     # Identity lives in slots, not Pydantic private attributes: reading `id` is on
     # every hot path. Copies and unpickled tasks lack the slots and recompute them.

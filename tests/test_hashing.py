@@ -240,8 +240,8 @@ def strict(value: Any) -> Any:
         return (kind, "nan" if math.isnan(value) else repr(value))
     if isinstance(value, (list, tuple)):
         return (kind, tuple(strict(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return (kind, frozenset(strict(v) for v in value))
+    if isinstance(value, (set, frozenset)):  # equal in Python, one parameter kind
+        return ("set", frozenset(strict(v) for v in value))
     if isinstance(value, dict):
         return (kind, frozenset((strict(k), strict(v)) for k, v in value.items()))
     if isinstance(value, BaseModel):
