@@ -16,21 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from stardag._engine import Engine
 from stardag._errors import StardagError
 from stardag._events import BuildListener, EventKind
 from stardag._task import BaseTask
 
+if TYPE_CHECKING:
+    from stardag.registry import Registry
+    from stardag.registry._recorder import Recorder
+
 __all__ = [
     "BuildFailedError",
     "BuildSummary",
+    "DEFAULT_REGISTRY",
     "FailMode",
     "build",
     "build_aio",
@@ -90,6 +97,42 @@ class BuildSummary:
         )
 
 
+class _Default(enum.Enum):
+    REGISTRY = "the default registry"
+
+    def __repr__(self) -> str:
+        return "DEFAULT_REGISTRY"
+
+
+DEFAULT_REGISTRY: Final = _Default.REGISTRY
+"""`registry=` default: `STARDAG_REGISTRY_URL`, else `$STARDAG_HOME/registry.db`.
+
+`STARDAG_NO_REGISTRY=1` turns the default off (benchmarks); an explicit registry
+is still recorded into.
+"""
+
+RegistryArg: TypeAlias = "Registry | str | Literal[_Default.REGISTRY] | None"
+_logger = logging.getLogger("stardag")
+_said_unrecorded = False
+
+
+def _start_recorder(
+    registry: RegistryArg, build_id: str, roots: Sequence[BaseTask]
+) -> Recorder | None:
+    """The registry recorder for a build, or None; fails here, before any task runs."""
+    global _said_unrecorded
+    if registry is None:
+        if not _said_unrecorded:
+            _said_unrecorded = True
+            _logger.warning("building with registry=None: builds are not recorded in a registry")
+        return None
+    if registry is DEFAULT_REGISTRY and os.environ.get("STARDAG_NO_REGISTRY", "") not in ("", "0"):
+        return None
+    from stardag.registry._recorder import Recorder
+
+    return Recorder.start(None if registry is DEFAULT_REGISTRY else registry, build_id, roots)
+
+
 def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
     return [tasks] if isinstance(tasks, BaseTask) else list(tasks)
 
@@ -105,26 +148,40 @@ async def _build(
     fail_mode: FailMode,
     max_workers: int | None,
     listeners: Sequence[BuildListener] | None,
+    registry: RegistryArg,
 ) -> BuildSummary:
     """The one engine behind the four entry points."""
     summary = BuildSummary(build_id=uuid.uuid4().hex)
+    roots = _as_list(tasks)
+    recorder = _start_recorder(registry, summary.build_id, roots)
     engine = Engine(
         summary=summary,
         sequential=sequential,
         fail_mode=FailMode(fail_mode),
         max_workers=max_workers,
-        listeners=_listeners(listeners),
+        # The recorder goes first: a user's listener that raises cannot starve it.
+        listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
     )
     try:
-        await engine.run(_as_list(tasks))
+        await engine.run(roots)
+    except BaseException as exc:
+        if recorder is not None:
+            recorder.note_error(exc)
+        raise
     finally:
         summary.ended = time.time()
-        with engine.lock:
-            engine.emit(EventKind.BUILD_ENDED, summary=summary)
+        try:
+            with engine.lock:
+                engine.emit(EventKind.BUILD_ENDED, summary=summary)
+        finally:
+            if recorder is not None:
+                recorder.close()
     if engine.first_error is not None and engine.fail_fast:
         raise engine.first_error
     if summary.failures:
         raise BuildFailedError(summary)
+    if recorder is not None:
+        recorder.check()
     return summary
 
 
@@ -134,10 +191,16 @@ async def build_aio(
     fail_mode: FailMode = FailMode.FAIL_FAST,
     max_workers: int | None = None,
     listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
 ) -> BuildSummary:
-    """Build concurrently inside the running event loop."""
+    """Build concurrently inside the running event loop (see `build` for the arguments)."""
     return await _build(
-        tasks, sequential=False, fail_mode=fail_mode, max_workers=max_workers, listeners=listeners
+        tasks,
+        sequential=False,
+        fail_mode=fail_mode,
+        max_workers=max_workers,
+        listeners=listeners,
+        registry=registry,
     )
 
 
@@ -146,10 +209,16 @@ async def build_sequential_aio(
     *,
     fail_mode: FailMode = FailMode.FAIL_FAST,
     listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
 ) -> BuildSummary:
     """Build one task at a time, inside the running event loop."""
     return await _build(
-        tasks, sequential=True, fail_mode=fail_mode, max_workers=1, listeners=listeners
+        tasks,
+        sequential=True,
+        fail_mode=fail_mode,
+        max_workers=1,
+        listeners=listeners,
+        registry=registry,
     )
 
 
@@ -159,10 +228,27 @@ def build(
     fail_mode: FailMode = FailMode.FAIL_FAST,
     max_workers: int | None = None,
     listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
 ) -> BuildSummary:
-    """Build every missing output of `tasks` and their upstream, concurrently."""
+    """Build every missing output of `tasks` and their upstream, concurrently.
+
+    Args:
+        tasks: a task or tasks to build.
+        fail_mode: stop at the first failure, or build every branch that can be built.
+        max_workers: threads for sync tasks (default: one per core).
+        listeners: extra `BuildListener`s that receive every build event.
+        registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
+            URL, or None to build without recording. If it cannot be written, the
+            build raises `RegistryError` before any task runs.
+    """
     return _run_sync(
-        build_aio(tasks, fail_mode=fail_mode, max_workers=max_workers, listeners=listeners)
+        build_aio(
+            tasks,
+            fail_mode=fail_mode,
+            max_workers=max_workers,
+            listeners=listeners,
+            registry=registry,
+        )
     )
 
 
@@ -171,9 +257,12 @@ def build_sequential(
     *,
     fail_mode: FailMode = FailMode.FAIL_FAST,
     listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, one task at a time."""
-    return _run_sync(build_sequential_aio(tasks, fail_mode=fail_mode, listeners=listeners))
+    return _run_sync(
+        build_sequential_aio(tasks, fail_mode=fail_mode, listeners=listeners, registry=registry)
+    )
 
 
 def _run_sync(coro: Any) -> BuildSummary:

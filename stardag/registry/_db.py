@@ -1,0 +1,273 @@
+"""Opening a registry: the URL, SQLite tuned for many writers, retries, and the schema.
+
+SQLite runs in WAL mode (readers never block the writer) with a busy timeout;
+every write transaction starts with `BEGIN IMMEDIATE`, so it takes the write
+lock up front instead of failing to upgrade a read lock halfway, and is retried
+with backoff while another process holds the lock. Reads use plain `BEGIN`.
+
+Opening a registry made by an older schema upgrades it in place, in one write
+transaction; one made by a newer schema is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, make_url, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
+
+from stardag._config import stardag_home
+from stardag._errors import (
+    RegistryError,
+    RegistryLockedError,
+    RegistrySchemaError,
+    RegistryUnwritableError,
+)
+from stardag._version import __version__
+from stardag.registry import _models
+from stardag.registry._migrations import MIGRATIONS, Migration
+
+T = TypeVar("T")
+logger = logging.getLogger("stardag.registry")
+
+BUSY_TIMEOUT_MS = 15_000
+LOCK_RETRIES = 8  # after the busy timeout itself gave up
+_BEGIN_OPTION = "stardag_begin"
+
+
+def default_url() -> str:
+    """`STARDAG_REGISTRY_URL`, else SQLite at `$STARDAG_HOME/registry.db` (read now)."""
+    url = os.environ.get("STARDAG_REGISTRY_URL")
+    if url:
+        return url
+    return "sqlite:///" + os.path.join(stardag_home(), "registry.db")
+
+
+class Registry:
+    """An open registry: one SQLAlchemy engine and the schema checked.
+
+    Get one with `sd.registry.open(url)`; every function of `sd.registry` takes
+    one as `registry=` (default: the registry at `default_url()`).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.in_memory = self.is_sqlite and _is_memory(url)
+        # One connection serves an in-memory database, so its users take turns;
+        # on disk this only keeps this process's own writers from contending.
+        self._write_lock = threading.RLock()
+        self._read_lock: Any = self._write_lock if self.in_memory else contextlib.nullcontext()
+        self.engine = _create_engine(url, self)
+        self._ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.url!r})"
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one read transaction and return what it returns."""
+        try:
+            with self._read_lock, self.engine.connect() as conn, conn.begin():
+                return work(conn)
+        except OperationalError as exc:
+            raise _translate(exc, self.url) from exc
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one short write transaction, retried while the file is locked.
+
+        `work` may run more than once, so it must only touch the database.
+        """
+        for attempt in range(LOCK_RETRIES + 1):
+            try:
+                return self._write_once(work)
+            except OperationalError as exc:
+                if not _is_locked(exc) or attempt == LOCK_RETRIES:
+                    raise _translate(exc, self.url) from exc
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def _write_once(self, work: Callable[[Connection], T]) -> T:
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            with conn.begin():
+                return work(conn)
+
+    def close(self) -> None:
+        """Release the registry's connections (it reopens on next use)."""
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        version = self.read(_stored_version)
+        if version == _models.SCHEMA_VERSION:
+            return
+        _refuse_newer(version, self.url)
+        self.write(_create_or_upgrade)
+
+
+def _is_memory(url: str) -> bool:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+
+
+def _create_engine(url: str, registry: Registry) -> Engine:
+    if not registry.is_sqlite:
+        return create_engine(url)
+    if not registry.in_memory:
+        _make_parent_dir(url)
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if registry.in_memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _make_parent_dir(url: str) -> None:
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        return  # a URI filename: SQLite resolves it
+    parent = os.path.dirname(os.path.abspath(database))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise RegistryUnwritableError(
+            f"cannot create the registry directory {parent}: {exc}. " + _ESCAPE, url=url
+        ) from None
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # transactions are begun by _on_begin, not the driver
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        with contextlib.suppress(Exception):  # a read-only file keeps its journal mode
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable at checkpoints
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def _is_locked(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message
+
+
+_ESCAPE = (
+    "Point STARDAG_REGISTRY_URL (or STARDAG_HOME) at a writable place, or build with "
+    "registry=None to build without recording."
+)
+
+
+def _translate(exc: DBAPIError, url: str) -> RegistryError:
+    message = str(exc.orig)
+    if _is_locked(exc):
+        return RegistryLockedError(
+            f"registry {url} stayed locked by other writers through {LOCK_RETRIES} retries "
+            f"({message})",
+            url=url,
+        )
+    lowered = message.lower()
+    if any(word in lowered for word in ("readonly", "read-only", "full", "unable to open")):
+        return RegistryUnwritableError(
+            f"registry {url} cannot be written: {message}. " + _ESCAPE, url=url
+        )
+    return RegistryError(f"registry {url} failed: {message}", url=url)
+
+
+# -- schema versions ----------------------------------------------------------------------
+def _stored_version(conn: Connection) -> int | None:
+    """The registry's schema version; None for an empty database."""
+    tables = set(inspect(conn).get_table_names())
+    if not tables:
+        return None
+    if _models.SchemaVersionRow.__tablename__ not in tables:
+        raise RegistrySchemaError(
+            f"{conn.engine.url} holds tables but no schema_version table: it is not a "
+            "Stardag registry (point STARDAG_REGISTRY_URL elsewhere)",
+            url=str(conn.engine.url),
+        )
+    version = conn.execute(select(func.max(_models.SchemaVersionRow.version))).scalar()
+    return int(version) if version is not None else None
+
+
+def _refuse_newer(version: int | None, url: str) -> None:
+    if version is not None and version > _models.SCHEMA_VERSION:
+        raise RegistrySchemaError(
+            f"registry {url} has schema version {version}, newer than the version "
+            f"{_models.SCHEMA_VERSION} this Stardag {__version__} understands; upgrade "
+            "stardag to use it (it was left untouched)",
+            url=url,
+        )
+
+
+def _create_or_upgrade(conn: Connection) -> None:
+    version = _stored_version(conn)  # again: another process may have just done it
+    _refuse_newer(version, str(conn.engine.url))
+    if version == _models.SCHEMA_VERSION:
+        return
+    if version is None:
+        SQLModel.metadata.create_all(conn)
+        _stamp(conn, list(MIGRATIONS))
+        return
+    steps = [m for m in MIGRATIONS if m.version > version]
+    for step in steps:
+        logger.info(
+            "upgrading registry %s to schema %d (%s)", conn.engine.url, step.version, step.name
+        )
+        for statement in step.statements:
+            conn.exec_driver_sql(statement)
+    _stamp(conn, steps)
+
+
+def _stamp(conn: Connection, steps: list[Migration]) -> None:
+    now = time.time()
+    for step in steps:
+        conn.execute(
+            _models.SchemaVersionRow.__table__.insert().values(  # type: ignore[attr-defined]
+                version=step.version, name=step.name, applied_at=now, stardag_version=__version__
+            )
+        )
+
+
+# -- one Registry per URL per process ------------------------------------------------------
+_OPEN: dict[str, Registry] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_registry(url: str | None = None) -> Registry:
+    """The registry at `url` (default: `default_url()`), opened once per process."""
+    url = url or default_url()
+    with _OPEN_LOCK:
+        registry = _OPEN.get(url)
+        if registry is None:
+            registry = _OPEN[url] = Registry(url)
+    return registry
+
+
+def resolve(registry: Registry | str | None) -> Registry:
+    """A `Registry` from a registry, a URL, or None (the default registry)."""
+    return registry if isinstance(registry, Registry) else open_registry(registry)
+
+
+def _forget_after_fork() -> None:
+    _OPEN.clear()  # a child must not share its parent's SQLite connections
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

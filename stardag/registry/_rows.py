@@ -1,0 +1,232 @@
+"""Build events in, registry rows out: what the recorder's writer thread computes.
+
+Runs are written when a task finishes (computed, failed, skipped or cached); a
+task that started and never finished by the end of the build is recorded as
+failed with `BuildInterrupted`. Each task row is made once per build.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from stardag._events import BuildEvent, EventKind
+from stardag._store import ActionRecord
+from stardag._stored import Task
+from stardag._task import BaseTask, flatten_task_struct
+from stardag.registry import _writes
+from stardag.registry._environment import Environment, GitState
+from stardag.registry._fingerprint import fingerprint
+
+if TYPE_CHECKING:
+    from stardag.registry._db import Registry
+
+Row = dict[str, Any]
+MAX_TEXT = 64 * 1024  # error messages and tracebacks are cut to this many characters
+
+
+@dataclass
+class BatchRows:
+    """Everything one write transaction of the recorder puts in the registry."""
+
+    build_id: str
+    tasks: list[Row] = field(default_factory=list)
+    edges: list[Row] = field(default_factory=list)
+    runs: list[Row] = field(default_factory=list)
+    outputs: list[Row] = field(default_factory=list)
+    cached: list[BaseTask] = field(default_factory=list)
+    build: Row = field(default_factory=dict)  # columns of the build row to update
+    environment: Environment | None = None
+    git: GitState | None = None
+
+    def empty(self) -> bool:
+        """Whether there is nothing to write."""
+        parts = (self.tasks, self.edges, self.runs, self.outputs, self.build)
+        return not any(parts) and self.environment is None
+
+    def write(self, conn: Connection) -> None:
+        """Write every row in foreign-key order, in the caller's transaction."""
+        now = time.time()
+        if self.environment is not None:
+            _writes.put_environment(conn, self.environment, now)
+            values: Row = {"env_digest": self.environment.digest}
+            if self.git is not None:
+                values |= {"git_commit": self.git.commit, "git_dirty": self.git.dirty}
+            _writes.update_build(conn, self.build_id, values)
+        _writes.put_tasks(conn, self.tasks)
+        _writes.put_edges(conn, self.edges)
+        _writes.put_runs(conn, self.runs)
+        _writes.put_outputs(conn, self.outputs)
+        if self.cached:
+            _writes.fill_cached_digests(conn, self.build_id)
+        if self.build:
+            _writes.update_build(conn, self.build_id, self.build)
+
+
+class RowMaker:
+    """Turns one build's events into rows, remembering what this build already wrote."""
+
+    def __init__(self, build_id: str) -> None:
+        self.build_id = build_id
+        self._seen: set[str] = set()
+        self._started: dict[str, float] = {}
+
+    def rows(self, events: list[BuildEvent], build_error: BaseException | None) -> BatchRows:
+        """The rows for a slice of the build's events, in order."""
+        batch = BatchRows(self.build_id)
+        for event in events:
+            self._add(batch, event, build_error)
+        return batch
+
+    def _add(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
+        kind = event.kind
+        task = event.task
+        if kind is EventKind.BUILD_STARTED:
+            for root in event.roots:
+                self._task(batch, root, event.time, static=None)
+        elif kind is EventKind.BUILD_ENDED:
+            self._end(batch, event, build_error)
+        elif task is None:
+            return
+        elif kind is EventKind.TASK_STARTED:
+            self._task(batch, task, event.time, static=event.requires)
+            self._started[task.id] = event.time
+        elif kind is EventKind.TASK_COMPLETED:
+            self._finished(batch, task, event, outcome="computed")
+        elif kind is EventKind.TASK_FAILED:
+            self._finished(batch, task, event, outcome="failed")
+        elif kind in (EventKind.TASK_CACHED, EventKind.TASK_SKIPPED):
+            self._task(batch, task, event.time, static=None)
+            outcome = "cached" if kind is EventKind.TASK_CACHED else "skipped"
+            batch.runs.append(self._run(task, outcome, event.time, event.time))
+            if kind is EventKind.TASK_CACHED:
+                batch.cached.append(task)
+
+    def _task(
+        self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None
+    ) -> None:
+        if task.id in self._seen:
+            return
+        self._seen.add(task.id)
+        batch.tasks.append(_writes.task_row(task, seen))
+        deps = static if static is not None else _static_deps(task)
+        batch.edges.extend(_writes.edge_rows(task.id, deps, "static"))
+
+    def _finished(self, batch: BatchRows, task: BaseTask, event: BuildEvent, outcome: str) -> None:
+        self._task(batch, task, event.time, static=None)
+        started = self._started.pop(task.id, event.time)
+        run = self._run(task, outcome, started, event.time)
+        batch.edges.extend(_writes.edge_rows(task.id, event.dynamic, "dynamic"))
+        if event.error is not None:
+            run |= _error_columns(event.error)
+        record = event.record
+        if record is not None:
+            run |= {"digest": record.digest, "size_raw": record.size_raw}
+            batch.outputs.append(self._output(task, record))
+        batch.runs.append(run)
+
+    def _run(self, task: BaseTask, outcome: str, started: float, ended: float) -> Row:
+        return {
+            "build_id": self.build_id,
+            "task_id": task.id,
+            "outcome": outcome,
+            "started": started,
+            "ended": ended,
+            "duration": ended - started,
+            "error_type": None,
+            "error_message": None,
+            "traceback": None,
+            "digest": None,
+            "size_raw": None,
+            "fingerprint": fingerprint(type(task)),
+        }
+
+    def _output(self, task: BaseTask, record: ActionRecord, build: bool = True) -> Row:
+        return {
+            "task_id": record.task_id,
+            "digest": record.digest,
+            "serializer": record.serializer,
+            "size_raw": record.size_raw,
+            "size_stored": record.size_stored,
+            "created": _writes.parse_time(record.created),
+            "build_id": self.build_id if build else None,
+            "store": _store_url(task),
+        }
+
+    def _end(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
+        for task_id, started in self._started.items():
+            batch.runs.append(_interrupted_run(self.build_id, task_id, started, event.time))
+        self._started.clear()
+        summary = event.summary
+        failed = build_error is not None or (summary is not None and not summary.ok)
+        batch.build = {"ended": event.time, "status": "failed" if failed else "succeeded"}
+
+    def backfill_cached(self, registry: Registry, batch: BatchRows) -> None:
+        """Add output rows for cached tasks the registry has no output of (from the store)."""
+        stored = [t for t in batch.cached if isinstance(t, Task)]
+        if not stored:
+            return
+        ids = [t.id for t in stored]
+        known = registry.read(lambda conn: _writes.known_outputs(conn, ids))
+        for task in stored:
+            if task.id not in known:
+                record = _record_of(task)
+                if record is not None:
+                    batch.outputs.append(self._output(task, record, build=False))
+
+
+def _interrupted_run(build_id: str, task_id: str, started: float, ended: float) -> Row:
+    return {
+        "build_id": build_id,
+        "task_id": task_id,
+        "outcome": "failed",
+        "started": started,
+        "ended": ended,
+        "duration": ended - started,
+        "error_type": "BuildInterrupted",
+        "error_message": "the build ended before the task finished",
+        "traceback": None,
+        "digest": None,
+        "size_raw": None,
+        "fingerprint": None,
+    }
+
+
+def _error_columns(error: BaseException) -> Row:
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    trace = "".join(traceback.format_exception(error))
+    return {
+        "error_type": name,
+        "error_message": str(error)[:MAX_TEXT],
+        "traceback": trace[-MAX_TEXT:],
+    }
+
+
+def _static_deps(task: BaseTask) -> list[str]:
+    try:
+        return [dep.id for dep in flatten_task_struct(task.requires())]
+    except Exception:  # noqa: BLE001  # the build already judged requires(); lineage is best effort
+        return []
+
+
+def _store_url(task: BaseTask) -> str | None:
+    if not isinstance(task, Task):
+        return None
+    try:
+        return task.target().store.url
+    except Exception:  # noqa: BLE001  # a root unconfigured since the run: leave it blank
+        return None
+
+
+def _record_of(task: Task[Any]) -> ActionRecord | None:
+    try:
+        return task.target().record()
+    except Exception:  # noqa: BLE001  # an unreadable record: the store check reports it
+        return None

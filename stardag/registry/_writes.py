@@ -1,0 +1,199 @@
+"""Batched, idempotent writes of registry rows (used by the recorder and by reindex).
+
+Each function takes plain row dicts and one open write transaction, and issues
+one executemany per table: rows already present are kept (tasks, edges) or
+brought up to date (outputs, runs), so a batch may be written twice safely.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from stardag import _hashing
+from stardag._task import BaseTask
+from stardag.registry import _models
+from stardag.registry._environment import Environment
+from stardag.registry._fingerprint import code_location, fingerprint
+
+Row = dict[str, Any]
+
+TASKS: Table = _models.TaskRow.__table__  # type: ignore[attr-defined]
+EDGES: Table = _models.EdgeRow.__table__  # type: ignore[attr-defined]
+OUTPUTS: Table = _models.OutputRow.__table__  # type: ignore[attr-defined]
+RUNS: Table = _models.RunRow.__table__  # type: ignore[attr-defined]
+BUILDS: Table = _models.BuildRow.__table__  # type: ignore[attr-defined]
+ENVIRONMENTS: Table = _models.EnvironmentRow.__table__  # type: ignore[attr-defined]
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """An INSERT that can say ON CONFLICT, in the connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+# -- rows from tasks and records ---------------------------------------------------------------
+def task_row(task: BaseTask, seen: float) -> Row:
+    """The tasks row of a live task (with where its code lives and its fingerprint)."""
+    cls = type(task)
+    module, qualname = code_location(cls)
+    return spec_row(task.id, task.spec(), seen, module, qualname, fingerprint(cls))
+
+
+def spec_row(
+    task_id: str,
+    spec: Mapping[str, Any],
+    seen: float,
+    module: str | None = None,
+    qualname: str | None = None,
+    code_fingerprint: str | None = None,
+) -> Row:
+    """The tasks row of a task id known only by its spec (as in an action record)."""
+    return {
+        "id": task_id,
+        "namespace": str(spec.get("namespace", "")),
+        "name": str(spec.get("name", "")),
+        "version": str(spec.get("version", "")),
+        "spec": _hashing.canonical_json(spec).decode(),
+        "module": module,
+        "qualname": qualname,
+        "fingerprint": code_fingerprint,
+        "first_seen": seen,
+    }
+
+
+def edge_rows(task_id: str, dep_ids: Iterable[str], kind: str) -> list[Row]:
+    """Edge rows from one task to its dependencies of one kind (static or dynamic)."""
+    return [{"task_id": task_id, "dep_id": dep, "kind": kind} for dep in dep_ids]
+
+
+def parse_time(iso: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time (as action records write them)."""
+    parsed = datetime.datetime.fromisoformat(iso)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp()
+
+
+# -- writes ------------------------------------------------------------------------------------
+def put_tasks(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert new task rows; known ones keep theirs, but take a newly seen code location."""
+    if not rows:
+        return
+    stmt = _insert(conn, TASKS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            "module": stmt.excluded.module,
+            "qualname": stmt.excluded.qualname,
+            "fingerprint": stmt.excluded.fingerprint,
+        },
+        where=and_(
+            stmt.excluded.fingerprint.is_not(None),
+            TASKS.c.fingerprint.is_distinct_from(stmt.excluded.fingerprint),
+        ),
+    )
+    conn.execute(stmt, list(rows))
+
+
+def put_edges(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert edges that are not yet recorded."""
+    if rows:
+        conn.execute(_insert(conn, EDGES).on_conflict_do_nothing(), list(rows))
+
+
+def put_outputs(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert outputs; a known (task, digest) takes the newer writer and time."""
+    if not rows:
+        return
+    stmt = _insert(conn, OUTPUTS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["task_id", "digest"],
+        set_={
+            "created": stmt.excluded.created,
+            "build_id": stmt.excluded.build_id,
+            "store": stmt.excluded.store,
+        },
+        where=stmt.excluded.created >= OUTPUTS.c.created,
+    )
+    conn.execute(stmt, list(rows))
+
+
+def put_runs(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert runs, replacing an earlier row for the same (build, task)."""
+    if not rows:
+        return
+    stmt = _insert(conn, RUNS)
+    columns = [c.name for c in RUNS.columns if c.name not in ("build_id", "task_id")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["build_id", "task_id"],
+        set_={c: stmt.excluded[c] for c in columns},
+    )
+    conn.execute(stmt, list(rows))
+
+
+def put_environment(conn: Connection, env: Environment, now: float) -> None:
+    """Record an environment once per distinct digest."""
+    row = {
+        "digest": env.digest,
+        "python_version": env.python_version,
+        "platform": env.platform,
+        "packages": json.dumps(list(env.packages)),
+        "created": now,
+    }
+    conn.execute(_insert(conn, ENVIRONMENTS).on_conflict_do_nothing(), [row])
+
+
+def put_build(conn: Connection, row: Row) -> None:
+    """Insert a build row."""
+    conn.execute(BUILDS.insert(), [row])
+
+
+def update_build(conn: Connection, build_id: str, values: Row) -> None:
+    """Change columns of a build row."""
+    conn.execute(update(BUILDS).where(BUILDS.c.id == build_id).values(**values))
+
+
+def fill_cached_digests(conn: Connection, build_id: str) -> None:
+    """Give this build's cached runs the digest of their task's latest recorded output."""
+    latest = (
+        OUTPUTS.select()
+        .with_only_columns(OUTPUTS.c.digest)
+        .where(OUTPUTS.c.task_id == RUNS.c.task_id)
+        .order_by(OUTPUTS.c.created.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    size = (
+        OUTPUTS.select()
+        .with_only_columns(OUTPUTS.c.size_raw)
+        .where(OUTPUTS.c.task_id == RUNS.c.task_id)
+        .order_by(OUTPUTS.c.created.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.build_id == build_id, RUNS.c.outcome == "cached", RUNS.c.digest.is_(None))
+        .values(digest=latest, size_raw=size)
+    )
+
+
+def known_outputs(conn: Connection, task_ids: Sequence[str]) -> set[str]:
+    """Which of these task ids have at least one output row."""
+    found: set[str] = set()
+    for chunk in chunks(task_ids):
+        query = OUTPUTS.select().with_only_columns(OUTPUTS.c.task_id)
+        found.update(conn.execute(query.where(OUTPUTS.c.task_id.in_(chunk))).scalars())
+    return found
+
+
+def chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    """Slices of at most `size` items (bound parameters per statement stay small)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
