@@ -404,6 +404,8 @@ class VerifyingCopier:
         """Raise `CorruptBlobError` unless the frame was whole and hashed to the digest."""
         if not self._finished:
             raise self._corrupt("its zstd frame is cut short")
+        if self._dobj.unused_data:
+            raise self._corrupt("bytes follow the end of its zstd frame")
         if self._hasher.hexdigest() != self._digest:
             raise self._corrupt("its bytes hash to another digest")
 

@@ -37,6 +37,8 @@ from stardag._errors import OptionalDependencyError, SerializationError
 PICKLE_PROTOCOL = 5
 # Arrays are written and read in slices of this size (no copy of the whole array).
 ARRAY_STEP = 4 << 20
+# `.npy` headers up to this size are parsed (numpy's default, 10 kB, refuses wide dtypes).
+NPY_MAX_HEADER = 1 << 20
 # NEVER CHANGE without a reason: these settings are part of every Parquet digest.
 PARQUET_SETTINGS: dict[str, Any] = {
     "version": "2.6",
@@ -172,9 +174,11 @@ class NumpySerializer:
         magic = _read_exact(source, fmt.MAGIC_LEN)
         version = (magic[-2], magic[-1])
         if version not in ((1, 0), (2, 0)):
-            return fmt.read_array(_Prefixed(magic, source), allow_pickle=False)
+            return fmt.read_array(
+                _Prefixed(magic, source), allow_pickle=False, max_header_size=NPY_MAX_HEADER
+            )
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(source)
+        shape, fortran_order, dtype = read_header(source, max_header_size=NPY_MAX_HEADER)
         if dtype.hasobject:
             raise SerializationError("the stored array holds Python objects (pickle): refused")
         array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")

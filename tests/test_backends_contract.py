@@ -152,7 +152,9 @@ def test_missing_blob_is_blob_not_found(store: Store) -> None:
         assert caught.value.digest == digest
 
 
-@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "not zstd", "other bytes"])
+@pytest.mark.parametrize(
+    "damage", ["flipped byte", "truncated", "trailing bytes", "not zstd", "other bytes"]
+)
 def test_corrupt_blob_is_detected(store: Store, damage: str) -> None:
     """A damaged blob raises CorruptBlobError naming its digest, whole or streamed."""
     data = PAYLOADS["small"]
@@ -163,6 +165,8 @@ def test_corrupt_blob_is_detected(store: Store, damage: str) -> None:
         stored[len(stored) // 2] ^= 0xFF
     elif damage == "truncated":
         del stored[len(stored) // 2 :]
+    elif damage == "trailing bytes":
+        stored += b"trailing"
     elif damage == "not zstd":
         stored[:] = b"garbage" * 20
     else:
