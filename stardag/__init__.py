@@ -19,7 +19,10 @@ assert sum_task.load() == 6
 
 from stardag._decorator import FunctionTask, task
 from stardag._directory import Directory
+from typing import TYPE_CHECKING, Any
+
 from stardag._errors import (
+    AmbiguousTaskIdError,
     BackendError,
     BlobNotFoundError,
     CanonicalEncodingError,
@@ -28,7 +31,9 @@ from stardag._errors import (
     InvalidKeyError,
     InvalidRecordError,
     MissingReturnAnnotationError,
+    NoGcRootsError,
     OptionalDependencyError,
+    RegistryNotFoundError,
     SerializationError,
     StardagError,
     StoreError,
@@ -36,6 +41,8 @@ from stardag._errors import (
     TaskClassConflictError,
     TaskDefinitionError,
     TaskFailedError,
+    TaskImportError,
+    TaskReferenceError,
     UnknownRootKeyError,
 )
 from stardag._events import BuildEvent, BuildListener, EventKind
@@ -62,7 +69,11 @@ from stardag.build import (
     build_sequential_aio,
 )
 
+if TYPE_CHECKING:
+    from stardag import registry
+
 __all__ = [
+    "AmbiguousTaskIdError",
     "AutoTask",
     "BackendError",
     "BaseTask",
@@ -85,8 +96,10 @@ __all__ = [
     "LoadableTask",
     "LocalFileTarget",
     "MissingReturnAnnotationError",
+    "NoGcRootsError",
     "OptionalDependencyError",
     "Output",
+    "RegistryNotFoundError",
     "SerializationError",
     "StardagError",
     "StardagField",
@@ -98,7 +111,9 @@ __all__ = [
     "TaskClassConflictError",
     "TaskDefinitionError",
     "TaskFailedError",
+    "TaskImportError",
     "TaskLoads",
+    "TaskReferenceError",
     "TaskStruct",
     "UnknownRootKeyError",
     "__version__",
@@ -111,5 +126,16 @@ __all__ = [
     "get_file_target",
     "get_target",
     "namespace",
+    "registry",
     "task",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `sd.registry` imports SQLAlchemy, so it is imported on first use: `import
+    # stardag` stays fast for code that never asks the registry anything.
+    if name == "registry":
+        import importlib
+
+        return importlib.import_module("stardag.registry")
+    raise AttributeError(f"module 'stardag' has no attribute {name!r}")
