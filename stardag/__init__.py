@@ -17,10 +17,10 @@ assert sum_task.load() == 6
 ```
 """
 
-from stardag._decorator import FunctionTask, task
-from stardag._directory import Directory
 from typing import TYPE_CHECKING, Any
 
+from stardag._decorator import FunctionTask, task
+from stardag._directory import Directory
 from stardag._errors import (
     AmbiguousTaskIdError,
     BackendError,
