@@ -1,6 +1,141 @@
-"""The registry: what was built, from what, by which code, where and when."""
+"""The registry: what was built, from what, by which code, where and when.
 
-from stardag.registry._db import Registry, default_url
-from stardag.registry._db import open_registry as open
+Every build records into it (see `sd.build(..., registry=...)`): a build row, a
+run per task it touched, task specs, lineage edges and outputs. These functions
+ask it questions and return plain objects. Each takes `registry=`: a
+`Registry`, an SQLAlchemy URL, or None for the default registry
+(`STARDAG_REGISTRY_URL`, else `$STARDAG_HOME/registry.db`).
 
-__all__ = ["Registry", "default_url", "open"]
+```python
+import stardag as sd
+
+graph = sd.registry.lineage(task)          # upstream; direction="down" | "both"
+print(graph)                               # a text tree; also .to_mermaid(), .to_dot()
+for run in sd.registry.history(task):      # newest first
+    print(run.outcome, run.digest, run.environment.git_commit)
+print(sd.registry.explain(task))           # why it would run, what changed
+```
+
+Tasks may be named by the task itself, its id, a unique id prefix, or a blob
+digest (meaning the tasks that produced those bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+
+from stardag._store import Store
+from stardag._task import BaseTask
+from stardag.registry import _explain, _history, _lineage, _lookup, _reindex
+from stardag.registry._db import Registry, default_url, open_registry, resolve
+from stardag.registry._explain import Difference, Explanation
+from stardag.registry._graph import LineageEdge, LineageGraph, LineageNode
+from stardag.registry._info import BuildInfo, EnvironmentInfo, OutputInfo, Producer, RunInfo
+from stardag.registry._lineage import Direction
+from stardag.registry._pins import Pin, pin, pins, unpin
+from stardag.registry._reindex import ReindexReport
+
+__all__ = [
+    "BuildInfo",
+    "Difference",
+    "EnvironmentInfo",
+    "Explanation",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
+    "OutputInfo",
+    "Pin",
+    "Producer",
+    "Registry",
+    "ReindexReport",
+    "RunInfo",
+    "build",
+    "builds",
+    "default_url",
+    "explain",
+    "history",
+    "lineage",
+    "open",
+    "outputs",
+    "pin",
+    "pins",
+    "producers",
+    "reindex",
+    "unpin",
+]
+
+RegistryRef = Registry | str | None
+
+
+def open(url: str | None = None) -> Registry:  # sd.registry.open, like io.open
+    """The registry at an SQLAlchemy URL (default: `default_url()`), created if missing.
+
+    Opening one made by an older schema upgrades it in place; one made by a newer
+    schema raises `RegistrySchemaError` and is left untouched.
+    """
+    return open_registry(url)
+
+
+def lineage(
+    task: BaseTask | str,
+    direction: Direction = "up",
+    depth: int | None = None,
+    *,
+    registry: RegistryRef = None,
+) -> LineageGraph:
+    """What `task` was made from ("up"), what used it ("down"), or both, to `depth` edges.
+
+    `task` is a task, a task id or unique prefix, or a blob digest: then every
+    task that produced those bytes is a root of the graph.
+    """
+    opened = resolve(registry)
+
+    def query(conn: Connection) -> LineageGraph:
+        return _lineage.lineage(conn, _lookup.task_ids(conn, task), direction, depth)
+
+    return opened.read(query)
+
+
+def history(
+    task: BaseTask | str, *, limit: int | None = None, registry: RegistryRef = None
+) -> list[RunInfo]:
+    """Every run of a task id, newest first: outcome, duration, environment, output digest."""
+    opened = resolve(registry)
+    return opened.read(lambda conn: _history.history(conn, _lookup.task_id(conn, task), limit))
+
+
+def builds(limit: int | None = 20, *, registry: RegistryRef = None) -> list[BuildInfo]:
+    """The newest builds, each with its runs counted by outcome."""
+    return resolve(registry).read(lambda conn: _history.builds(conn, limit))
+
+
+def build(build_id: str, *, registry: RegistryRef = None) -> BuildInfo:
+    """One build (by id or unique prefix) with its runs and installed packages."""
+    opened = resolve(registry)
+    return opened.read(lambda conn: _history.build(conn, _lookup.build_id(conn, build_id)))
+
+
+def producers(digest: str, *, registry: RegistryRef = None) -> list[Producer]:
+    """Which tasks, and which of their runs, produced the bytes with this digest."""
+    return resolve(registry).read(lambda conn: _history.producers(conn, digest.strip().lower()))
+
+
+def outputs(task_ids: Sequence[str], *, registry: RegistryRef = None) -> dict[str, OutputInfo]:
+    """The newest recorded output of each task id that has one, in batched queries.
+
+    A fast completeness hint for many tasks at once; the store stays the judge
+    (a blob may have been deleted since it was recorded).
+    """
+    return resolve(registry).read(lambda conn: _history.outputs(conn, task_ids))
+
+
+def explain(task: BaseTask | str, *, registry: RegistryRef = None) -> Explanation:
+    """Why `task` is complete or would run, and what differs from its nearest previous run."""
+    return _explain.explain(resolve(registry), task)
+
+
+def reindex(root: str | Store | None = None, *, registry: RegistryRef = None) -> ReindexReport:
+    """Rebuild task, edge and output rows from the action records of a store root."""
+    return _reindex.reindex(resolve(registry), root)

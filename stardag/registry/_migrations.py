@@ -146,4 +146,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "output_last_used",
+        (
+            """
+            ALTER TABLE outputs ADD COLUMN last_used FLOAT
+            """,
+            """
+            UPDATE outputs SET last_used = created
+            """,
+        ),
+    ),
 )

@@ -12,7 +12,7 @@ from sqlalchemy import ForeignKeyConstraint, Index
 from sqlmodel import Field, SQLModel
 
 # Bump with every new migration step; a registry stamped higher is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionRow(SQLModel, table=True):
@@ -133,3 +133,4 @@ class OutputRow(SQLModel, table=True):
     created: float
     build_id: str | None = None  # with task_id, the run that wrote it; None if reindexed
     store: str | None = None  # the store root URL it was written to
+    last_used: float | None = None  # written or reused by a build (a cache hit): for gc

@@ -62,6 +62,7 @@ class BatchRows:
         _writes.put_runs(conn, self.runs)
         _writes.put_outputs(conn, self.outputs)
         if self.cached:
+            _writes.touch_outputs(conn, [t.id for t in self.cached], now)
             _writes.fill_cached_digests(conn, self.build_id)
         if self.build:
             _writes.update_build(conn, self.build_id, self.build)
@@ -155,6 +156,7 @@ class RowMaker:
             "created": _writes.parse_time(record.created),
             "build_id": self.build_id if build else None,
             "store": _store_url(task),
+            "last_used": time.time(),
         }
 
     def _end(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag import _hashing
@@ -29,6 +29,12 @@ OUTPUTS: Table = _models.OutputRow.__table__  # type: ignore[attr-defined]
 RUNS: Table = _models.RunRow.__table__  # type: ignore[attr-defined]
 BUILDS: Table = _models.BuildRow.__table__  # type: ignore[attr-defined]
 ENVIRONMENTS: Table = _models.EnvironmentRow.__table__  # type: ignore[attr-defined]
+LATER = OUTPUTS.alias("later")
+
+
+def _greatest(conn: Connection) -> Any:
+    """The larger of two values: `max(a, b)` in SQLite, `greatest(a, b)` elsewhere."""
+    return func.max if conn.dialect.name == "sqlite" else func.greatest
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -116,12 +122,30 @@ def put_outputs(conn: Connection, rows: Sequence[Row]) -> None:
         index_elements=["task_id", "digest"],
         set_={
             "created": stmt.excluded.created,
-            "build_id": stmt.excluded.build_id,
+            "build_id": func.coalesce(stmt.excluded.build_id, OUTPUTS.c.build_id),
             "store": stmt.excluded.store,
+            "last_used": _greatest(conn)(
+                func.coalesce(OUTPUTS.c.last_used, 0.0), func.coalesce(stmt.excluded.last_used, 0.0)
+            ),
         },
         where=stmt.excluded.created >= OUTPUTS.c.created,
     )
     conn.execute(stmt, list(rows))
+
+
+def touch_outputs(conn: Connection, task_ids: Sequence[str], when: float) -> None:
+    """A cache hit reused these tasks' outputs: their newest output rows were used `when`."""
+    if not task_ids:
+        return
+    newest = (
+        select(func.max(LATER.c.created)).where(LATER.c.task_id == OUTPUTS.c.task_id)
+    ).scalar_subquery()
+    stmt = (
+        update(OUTPUTS)
+        .where(OUTPUTS.c.task_id == bindparam("tid"), OUTPUTS.c.created == newest)
+        .values(last_used=when)
+    )
+    conn.execute(stmt, [{"tid": task_id} for task_id in task_ids])
 
 
 def put_runs(conn: Connection, rows: Sequence[Row]) -> None:

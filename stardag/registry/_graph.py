@@ -1,0 +1,145 @@
+"""The lineage graph: nodes (tasks with their outputs) and edges (task -> dependency).
+
+Iterating a graph yields its nodes in topological order, dependencies before
+the tasks that use them, ties broken by name and id so the order is stable.
+It renders as a text tree (`str(graph)`), Mermaid, Graphviz DOT and JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from stardag.registry import _render
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """A task in a lineage graph, with its newest recorded output."""
+
+    task_id: str
+    namespace: str
+    name: str
+    version: str
+    params: dict[str, Any]  # canonical: a dependency is {"$task": <its id>}
+    module: str | None
+    qualname: str | None
+    fingerprint: str | None  # of the code that produced the output (else as last seen)
+    digest: str | None
+    serializer: str | None
+    size_raw: int | None
+    size_stored: int | None
+    created: datetime.datetime | None  # when the output was written
+    build_id: str | None  # by which build; None if reindexed from a store
+    known: bool = True  # False: only an edge names it (its task row is missing)
+
+    @classmethod
+    def unknown(cls, task_id: str) -> LineageNode:
+        """A task id that only an edge names."""
+        return cls(
+            task_id, "", "?", "", {}, None, None, None, None, None, None, None, None, None, False
+        )
+
+    @property
+    def label(self) -> str:
+        """`namespace.name` (or just the name)."""
+        return f"{self.namespace}.{self.name}" if self.namespace else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The node as JSON-able data."""
+        data = asdict(self)
+        data["created"] = self.created.isoformat() if self.created else None
+        return data
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """`task_id` depends on `dep_id`; `kind` is "static" (requires) or "dynamic" (yielded)."""
+
+    task_id: str
+    dep_id: str
+    kind: str
+
+
+@dataclass
+class LineageGraph:
+    """The tasks around `roots`, upstream, downstream or both, and the edges among them."""
+
+    roots: tuple[str, ...]
+    direction: str
+    nodes: dict[str, LineageNode]
+    edges: list[LineageEdge]
+    _deps: dict[str, list[LineageEdge]] = field(default_factory=dict, repr=False)
+    _users: dict[str, list[LineageEdge]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.edges = sorted(set(self.edges), key=lambda e: (e.task_id, e.dep_id, e.kind))
+        for edge in self.edges:
+            self._deps.setdefault(edge.task_id, []).append(edge)
+            self._users.setdefault(edge.dep_id, []).append(edge)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.nodes
+
+    def __getitem__(self, task_id: str) -> LineageNode:
+        return self.nodes[task_id]
+
+    def __iter__(self) -> Iterator[LineageNode]:
+        """Nodes in topological order: every dependency before the tasks that use it."""
+        waiting = {task_id: len(self._deps.get(task_id, ())) for task_id in self.nodes}
+        ready = [self._key(t) for t, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        while ready:
+            task_id = heapq.heappop(ready)[-1]
+            yield self.nodes[task_id]
+            for edge in self._users.get(task_id, ()):
+                waiting[edge.task_id] -= 1
+                if waiting[edge.task_id] == 0:
+                    heapq.heappush(ready, self._key(edge.task_id))
+
+    def _key(self, task_id: str) -> tuple[str, str, str]:
+        node = self.nodes[task_id]
+        return node.namespace, node.name, task_id
+
+    def dependencies(self, task_id: str) -> list[LineageEdge]:
+        """Edges from a task to what it depends on (within this graph)."""
+        return list(self._deps.get(task_id, ()))
+
+    def dependents(self, task_id: str) -> list[LineageEdge]:
+        """Edges from the tasks that depend on a task (within this graph)."""
+        return list(self._users.get(task_id, ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The graph as JSON-able data: nodes in topological order, then edges."""
+        return {
+            "roots": list(self.roots),
+            "direction": self.direction,
+            "nodes": [node.to_dict() for node in self],
+            "edges": [asdict(edge) for edge in self.edges],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The graph as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    def to_text(self) -> str:
+        """A text tree from each root: upstream, downstream, or both."""
+        return _render.text(self)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart (data flows from dependency to task)."""
+        return _render.mermaid(self)
+
+    def to_dot(self) -> str:
+        """A Graphviz DOT digraph (data flows from dependency to task)."""
+        return _render.dot(self)
+
+    def __str__(self) -> str:
+        return self.to_text()
