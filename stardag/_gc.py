@@ -94,14 +94,6 @@ class GcPlan:
             counts[f"blobs {GRACE_REASON}"] += len(self.recent_blobs)
         return dict(counts)
 
-    def deletions_by_family(self) -> dict[str, tuple[int, int]]:
-        """Family -> (how many records and blobs, how many bytes) that would go."""
-        found: dict[str, tuple[int, int]] = {}
-        for candidate in self.candidates:
-            count, size = found.get(candidate.family, (0, 0))
-            found[candidate.family] = (count + 1, size + candidate.size)
-        return dict(sorted(found.items()))
-
     def _root_of(self, task_id: str) -> str:
         while (parent := self.reached_from.get(task_id)) is not None:
             task_id = parent

@@ -37,6 +37,14 @@ class GcResult:
         """Bytes freed (or that would be)."""
         return sum(c.size for c in self.deleted)
 
+    def by_family(self) -> dict[str, tuple[int, int]]:
+        """Task family -> (records and blobs deleted, bytes freed), by family name."""
+        found: dict[str, tuple[int, int]] = {}
+        for candidate in self.deleted:
+            count, size = found.get(candidate.family, (0, 0))
+            found[candidate.family] = (count + 1, size + candidate.size)
+        return dict(sorted(found.items()))
+
     def count(self, kind: str) -> int:
         """How many records or blobs were deleted."""
         return sum(1 for c in self.deleted if c.kind == kind)

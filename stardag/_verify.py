@@ -163,7 +163,7 @@ def verify(
     if repair:
         from stardag._repair import repair as fix
 
-        fix(store, registry, run.report.findings, run.records)
+        fix(store, registry, run.report.findings)
     return run.report
 
 
@@ -189,6 +189,7 @@ class _Verify:
         self.needed: dict[str, set[str]] = {}  # digest -> task ids whose output needs it
         self.blobs: set[str] = set()
         self.damaged: set[str] = set()
+        self.invalid: set[str] = set()  # task ids whose record is reported already
 
     def _pick(self, items: Iterable[str]) -> list[str]:
         found = sorted(items)
@@ -224,12 +225,14 @@ class _Verify:
         try:
             record = self.store.get_record(task_id)
         except InvalidRecordError as exc:
+            self.invalid.add(task_id)
             self.add(Finding(Kind.INVALID_RECORD, path, str(exc), task_ids=(task_id,)))
             return None
         if record is None:
             return None  # deleted since the listing
         actual = _hashing.task_id_of(record.spec)
         if actual != task_id:
+            self.invalid.add(task_id)
             detail = f"its spec hashes to {actual}, not to the task id it is stored under"
             self.add(Finding(Kind.SPEC_MISMATCH, path, detail, record.digest, (task_id,)))
             return None
@@ -306,10 +309,11 @@ class _Verify:
         return self.rng.sample(rows, math.ceil(self.sample * len(rows)))
 
     def _present(self, row: OutputRef) -> bool:
-        if row.digest in self.blobs or self.store.has_blob(row.digest):
-            return True
-        record = self.records.get(row.task_id) or self.store.get_record(row.task_id)
-        return record is not None and record.digest == row.digest and record.inline is not None
+        if row.task_id in self.invalid or row.digest in self.blobs:
+            return True  # a bad record is reported once, as itself
+        from stardag._repair import _present
+
+        return _present(self.store, row)
 
     def _check_unrecorded(self, recorded: set[str]) -> None:
         loose = self.blobs - set(self.needed) - recorded - self.damaged

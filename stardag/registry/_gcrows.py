@@ -197,3 +197,16 @@ def store_names(url: str, backend_url: str) -> set[str]:
     if "://" not in url:
         names.add(os.path.abspath(os.path.expanduser(url)))
     return names
+
+
+def latest_outputs(conn: Connection, task_ids: Sequence[str]) -> dict[str, str]:
+    """The digest of each task's newest output row (deleted or not)."""
+    found: dict[str, tuple[float, str]] = {}
+    for chunk in _chunks(list(task_ids)):
+        query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created).where(
+            OUTPUTS.c.task_id.in_(chunk)
+        )
+        for task_id, digest, created in conn.execute(query):
+            if task_id not in found or created > found[task_id][0]:
+                found[task_id] = (created, digest)
+    return {t: d for t, (_, d) in found.items()}

@@ -1,0 +1,134 @@
+"""`stardag gc`: delete what no root reaches; a dry run unless `--apply`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stardag.cli._app import app
+from stardag.cli._common import (
+    JsonFlag,
+    command,
+    console,
+    duration,
+    print_json,
+    registry,
+    size,
+    store,
+    task_id,
+)
+
+if TYPE_CHECKING:
+    from stardag._gc import GcPlan
+    from stardag._sweep import GcResult
+
+
+@app.command()
+@command
+def gc(
+    tasks: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="TASK", help="Tasks to keep (roots).", show_default=False),
+    ] = None,
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", min=0, help="Keep the last N builds.")
+    ] = None,
+    keep_since: Annotated[
+        str | None, typer.Option("--keep-since", help="Keep builds newer than 7d, 12h.")
+    ] = None,
+    grace: Annotated[
+        str | None, typer.Option("--grace", help="Keep anything used this recently (1h).")
+    ] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Delete (default: a dry run).")] = False,
+    why: Annotated[
+        str | None, typer.Option("--why", metavar="TASK|DIGEST", help="Why is it kept?")
+    ] = None,
+    root: Annotated[str, typer.Option("--root", help="The root key of the store.")] = "default",
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete records and blobs no root reaches: pins, recent builds, named tasks.
+
+    A dry run by default: it says what it would delete (by task family) and what it
+    keeps (by reason). Anything written or reused within the grace period is kept.
+    """
+    from stardag import _settings
+    from stardag._gc import DEFAULT_GRACE, GcRoots, mark
+    from stardag._sweep import sweep
+    from stardag.registry._existing import exists
+
+    known = registry() if exists() or not tasks else None
+    since = _settings.gc_duration(_settings.GC_KEEP_SINCE)
+    roots = GcRoots(
+        keep_last=keep_last if keep_last is not None else _settings.gc_keep_last(),
+        keep_since=duration(keep_since, "--keep-since") if keep_since else since,
+        tasks=tuple(task_id(t, known) for t in tasks or ()),
+    )
+    configured = _settings.gc_duration(_settings.GC_GRACE)
+    seconds = duration(grace, "--grace") if grace else configured
+    plan = mark(store(root), known, roots, grace=DEFAULT_GRACE if seconds is None else seconds)
+    if why is not None:
+        _explain(plan, why, known)
+        return
+    result = sweep(plan, known, apply=apply)
+    if as_json:
+        print_json(_as_json(plan, result))
+    else:
+        _print(plan, result)
+
+
+def _explain(plan: GcPlan, key: str, known: Any) -> None:
+    from stardag._resolve import is_digest
+
+    blobs = {*plan.live_blobs, *plan.recent_blobs, *(c.key for c in plan.blobs)}
+    if not (is_digest(key) and key in blobs):
+        key = task_id(key, known)
+    for line in plan.why(key):
+        console().print(line, markup=False)
+
+
+def _as_json(plan: GcPlan, result: GcResult) -> dict[str, Any]:
+    by_family = {f: {"count": n, "bytes": b} for f, (n, b) in result.by_family().items()}
+    return {
+        "store": plan.store.url,
+        "dry_run": result.dry_run,
+        "grace_seconds": plan.grace,
+        "deleted": {
+            "records": [c.key for c in result.deleted if c.kind == "record"],
+            "blobs": [c.key for c in result.deleted if c.kind == "blob"],
+            "bytes": result.freed,
+            "by_family": by_family,
+        },
+        "kept": plan.kept_by_reason(),
+        "kept_on_recheck": [c.key for c in result.kept_on_recheck],
+    }
+
+
+def _print(plan: GcPlan, result: GcResult) -> None:
+    from rich.table import Table
+
+    out = console()
+    verb = "would delete" if result.dry_run else "deleted"
+    out.print(
+        f"gc of {plan.store.url}: {verb} {result.count('record')} records and "
+        f"{result.count('blob')} blobs, {size(result.freed)}"
+    )
+    if result.deleted:
+        table = Table(box=None, title=verb, title_justify="left")
+        for column in ("task family", "records+blobs", "bytes"):
+            table.add_column(column)
+        for family, (count, nbytes) in result.by_family().items():
+            table.add_row(family, str(count), size(nbytes))
+        out.print(table)
+    kept = plan.kept_by_reason()
+    if kept:
+        table = Table(box=None, title="kept", title_justify="left")
+        table.add_column("reason")
+        table.add_column("records")
+        for reason, count in sorted(kept.items()):
+            table.add_row(reason, str(count))
+        out.print(table)
+    if result.kept_on_recheck:
+        out.print(f"kept {len(result.kept_on_recheck)} used since the mark (checked again)")
+    if result.dry_run and result.deleted:
+        out.print("a dry run: nothing was deleted; run again with --apply to delete")

@@ -1,0 +1,180 @@
+"""`stardag status`, `stardag show` and `stardag cat`: one task, or one blob."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from stardag.cli._app import app
+from stardag.cli._common import (
+    TASK_HELP,
+    JsonFlag,
+    command,
+    console,
+    fail,
+    print_json,
+    registry,
+    size,
+    stores,
+    task_id,
+    when,
+)
+
+
+@app.command()
+@command
+def status(
+    task: Annotated[str, typer.Argument(metavar="TASK", help=TASK_HELP)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Is a task complete, what did its last run do, what did its last audit say."""
+    from stardag._describe import status as describe
+
+    known = registry()
+    facts = describe(task_id(task, known), known, stores())
+    if as_json:
+        print_json(facts)
+        return
+    out = console()
+    mark = "[green]complete[/green]" if facts["complete"] else "[yellow]not complete[/yellow]"
+    out.print(f"{_label(facts)}: {mark}")
+    if facts["digest"]:
+        out.print(f"  output   {facts['digest']} in {facts['store']}")
+    run = facts["last_run"]
+    if run:
+        out.print(
+            f"  last run {run['outcome']} at {when(run['started'])} in build {run['build_id'][:8]}"
+        )
+    audit = facts["last_audit"]
+    if audit:
+        out.print(f"  audit    {audit['verdict']} at {when(audit['audited'])}")
+
+
+def _label(facts: dict[str, Any]) -> str:
+    name = facts.get("name") or "?"
+    namespace = facts.get("namespace")
+    family = f"{namespace}.{name}" if namespace else name
+    return f"[bold]{family}[/bold] {facts['task_id']}"
+
+
+@app.command()
+@command
+def show(
+    task: Annotated[str, typer.Argument(metavar="TASK", help=TASK_HELP)],
+    as_json: JsonFlag = False,
+) -> None:
+    """A task's spec, output digest and sizes, producing build, code and a preview."""
+    from stardag._describe import show as describe
+
+    known = registry()
+    facts = describe(task_id(task, known), known, stores())
+    if as_json:
+        print_json(facts)
+        return
+    out = console()
+    out.print(_label(facts))
+    if facts["spec"] is not None:
+        out.print("[bold]spec[/bold]")
+        out.print(json.dumps(facts["spec"], indent=2, sort_keys=True), markup=False)
+    _print_output(facts)
+    _print_origin(facts)
+    if facts["preview"] is not None:
+        out.print("[bold]value[/bold]")
+        out.print("  " + facts["preview"], markup=False)
+
+
+def _print_output(facts: dict[str, Any]) -> None:
+    out = console()
+    output = facts["output"]
+    if output is None:
+        out.print("[yellow]no output in the store[/yellow]")
+        return
+    where = "inline in its record" if output["inline"] else facts["store"]
+    out.print("[bold]output[/bold]")
+    out.print(f"  digest     {output['digest']}")
+    out.print(f"  serializer {output['serializer']}, {output['compression']}")
+    out.print(
+        f"  size       {size(output['size_raw'])} raw, {size(output['size_stored'])} stored"
+        f" ({where})"
+    )
+    out.print(f"  created    {output['created']}")
+
+
+def _print_origin(facts: dict[str, Any]) -> None:
+    out = console()
+    build = facts["produced_by"]
+    if build:
+        git = f", git {build['git_commit'][:10]}" if build.get("git_commit") else ""
+        dirty = " (dirty)" if build.get("git_dirty") else ""
+        out.print("[bold]produced by[/bold]")
+        out.print(
+            f"  build {build['id'][:8]} at {when(build['started'])} by "
+            f"{build['username']}@{build['host']}{git}{dirty}"
+        )
+    if facts["module"] or facts["fingerprint"]:
+        out.print("[bold]code[/bold]")
+        out.print(f"  {facts['module']}:{facts['qualname']}")
+        out.print(f"  fingerprint {facts['fingerprint'] or '-'}")
+
+
+@app.command()
+@command
+def cat(
+    key: Annotated[
+        str, typer.Argument(metavar="TASK|DIGEST", help=TASK_HELP + " Or a blob digest.")
+    ],
+) -> None:
+    """Write a task's output (or a blob), verified, as raw bytes to stdout."""
+    from stardag._describe import find_record
+
+    everywhere = stores()
+    known = registry() if _registry_exists() else None
+    if len(key) == 64 and not _is_task(key, known):
+        _cat_blob(key, everywhere)
+        return
+    found = task_id(key, known)
+    store, record = find_record(found, everywhere)
+    if store is None or record is None:
+        fail(f"task {found} has no output in the store; build it first")
+    if record.inline is not None or record.serializer == "directory":
+        sys.stdout.buffer.write(store.read_output(record))
+    else:
+        _copy_blob(store, record.digest, found)
+    sys.stdout.buffer.flush()
+
+
+def _registry_exists() -> bool:
+    from stardag.registry._existing import exists
+
+    return exists()
+
+
+def _is_task(key: str, known: Any) -> bool:
+    from stardag._resolve import find_task_ids
+
+    return bool(find_task_ids(key, known, stores()))
+
+
+def _cat_blob(digest: str, everywhere: list[Any]) -> None:
+    for store in everywhere:
+        if store.has_blob(digest):
+            _copy_blob(store, digest, None)
+            sys.stdout.buffer.flush()
+            return
+    fail(f"no task id or blob {digest} in the store")
+
+
+def _copy_blob(store: Any, digest: str, owner: str | None) -> None:
+    """Small blobs are verified before a byte is written; large ones stream, then verify."""
+    from stardag._store import SMALL_BLOB
+
+    if store.stat_blob(digest).size <= SMALL_BLOB:
+        sys.stdout.buffer.write(store.read_blob(digest, owner))
+        return
+    with store.open_blob(digest, owner) as reader:
+        shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
+        reader.verify()

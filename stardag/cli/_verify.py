@@ -1,0 +1,107 @@
+"""`stardag verify`: check every byte of a store and its registry rows; `--repair` fixes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stardag.cli._app import app
+from stardag.cli._common import (
+    EXIT_FAILED,
+    JsonFlag,
+    command,
+    console,
+    duration,
+    fraction,
+    print_json,
+    store,
+)
+
+if TYPE_CHECKING:
+    from stardag._verify import VerifyReport
+
+
+@app.command()
+@command
+def verify(
+    sample: Annotated[
+        str | None, typer.Option("--sample", help="Check a random share, such as 10%.")
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed.")] = False,
+    root: Annotated[str, typer.Option("--root", help="The root key of the store.")] = "default",
+    grace: Annotated[
+        str, typer.Option("--grace", help="Temp files younger than this are live.")
+    ] = "1h",
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every blob, action record and registry output row; exit 1 if any is wrong.
+
+    Blobs must be whole zstd frames hashing to their names; records must parse, hash
+    to their task ids and have their blobs; the registry's outputs must still be
+    stored. --repair deletes damaged blobs and the records needing them (their tasks
+    rebuild next time), invalid records and orphan temp files.
+    """
+    from stardag._verify import verify as check
+    from stardag.registry._existing import exists
+
+    known = None
+    if exists():
+        from stardag.cli._common import registry
+
+        known = registry()
+    report = check(
+        store(root),
+        known,
+        sample=fraction(sample) if sample else None,
+        repair=repair,
+        grace=duration(grace, "--grace"),
+    )
+    if as_json:
+        print_json(_as_json(report))
+    else:
+        _print(report)
+    if report.errors or (strict and report.warnings):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _as_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "store": report.store,
+        "sample": report.sample,
+        "checked": {
+            "blobs": report.blobs,
+            "records": report.records,
+            "outputs": report.outputs,
+            "temp_files": report.temp_files,
+        },
+        "registry": report.registry,
+        "ok": report.ok,
+        "by_kind": report.by_kind(),
+        "findings": [
+            f.__dict__ | {"kind": f.kind.value, "warning": f.kind.is_warning}
+            for f in report.findings
+        ],
+    }
+
+
+def _print(report: VerifyReport) -> None:
+    out = console()
+    for finding in report.findings:
+        colour = "yellow" if finding.kind.is_warning else "red"
+        tasks = ", ".join(t[:12] for t in finding.task_ids) or "-"
+        out.print(
+            f"[{colour}]{finding.kind.value:<16}[/] {finding.path}  task {tasks}",
+            highlight=False,
+        )
+        out.print(f"    {finding.detail}", markup=False)
+        if finding.repaired:
+            out.print(f"    [green]repaired[/green]: {finding.repaired}")
+    sampled = f" (a {report.sample:.0%} sample)" if report.sample else ""
+    registry = "" if report.registry else "; no registry, so no output rows"
+    out.print(
+        f"checked {report.blobs} blobs, {report.records} records, {report.outputs} output "
+        f"rows and {report.temp_files} temp files in {report.store}{sampled}{registry}: "
+        f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+    )
