@@ -99,15 +99,16 @@ def _closure(task: BaseTask) -> list[BaseTask]:
 
 def _recorded_digests(tasks: list[Task[Any]], registry: Registry) -> dict[str, str | None]:
     """Each task's recorded output digest: its action record's, else the registry's latest."""
-    from stardag.registry import _gcrows
-
     found: dict[str, str | None] = {}
     for task in tasks:
         record = _record(task)
         found[task.id] = record.digest if record is not None else None
     missing = [t for t, d in found.items() if d is None]
     if missing:
-        found |= registry.read(lambda conn: _gcrows.latest_outputs(conn, missing))
+        import stardag.registry
+
+        recorded = stardag.registry.outputs(missing, registry=registry)
+        found |= {t: output.digest for t, output in recorded.items()}
     return found
 
 

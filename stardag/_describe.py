@@ -14,12 +14,12 @@ import reprlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stardag._errors import StardagError
+from stardag._errors import StardagError, TaskNotFoundError
 from stardag._record import ActionRecord
 from stardag._store import Store
 
 if TYPE_CHECKING:
-    from stardag.registry import Registry
+    from stardag.registry import LineageNode, Registry
 
 PREVIEW_CHARS = 600
 
@@ -52,17 +52,28 @@ def status(task_id: str, registry: Registry | None, stores: Sequence[Store]) -> 
 
 
 def _registry_status(task_id: str, registry: Registry) -> dict[str, Any]:
-    from stardag.registry import _queries
+    import stardag.registry
     from stardag.registry._audits import verdicts
 
-    row = registry.read(lambda conn: _queries.task(conn, task_id))
-    runs = registry.read(lambda conn: _queries.runs(conn, task_id, limit=1))
+    found: dict[str, Any] = {}
+    node = _node(task_id, registry)
+    if node is not None and node.known:
+        found |= {"name": node.name, "namespace": node.namespace}
+        runs = stardag.registry.history(task_id, limit=1, registry=registry)
+        found["last_run"] = runs[0] if runs else None
     audits = verdicts(task_id, registry)
-    found: dict[str, Any] = {"last_run": runs[0] if runs else None}
-    found["last_audit"] = audits[0].__dict__ if audits else None
-    if row is not None:
-        found |= {"name": row["name"], "namespace": row["namespace"]}
+    found["last_audit"] = audits[0] if audits else None
     return found
+
+
+def _node(task_id: str, registry: Registry) -> LineageNode | None:
+    """The registry's node for a task id (spec, code, newest output), if it knows it."""
+    import stardag.registry
+
+    try:
+        return stardag.registry.lineage(task_id, "up", 0, registry=registry)[task_id]
+    except TaskNotFoundError:
+        return None
 
 
 def show(task_id: str, registry: Registry | None, stores: Sequence[Store]) -> dict[str, Any]:
@@ -91,23 +102,28 @@ def _output(record: ActionRecord) -> dict[str, Any]:
 
 
 def _registry_show(task_id: str, record: ActionRecord | None, registry: Registry) -> dict[str, Any]:
-    from stardag.registry import _queries
+    """Code location and fingerprint, and the build that wrote the current output."""
+    import stardag.registry
 
-    row = registry.read(lambda conn: _queries.task(conn, task_id))
-    found: dict[str, Any] = {}
-    if row is not None:
-        found = {k: row[k] for k in ("module", "qualname", "fingerprint")}
-        found["spec"] = row["spec"] if record is None else record.spec
-    outputs = registry.read(lambda conn: _queries.outputs(conn, task_id))
-    current = [o for o in outputs if record is None or o["digest"] == record.digest]
-    build_id = current[0]["build_id"] if current else None
-    if build_id:
-        build = registry.read(lambda conn: _queries.build(conn, build_id))
-        runs = registry.read(lambda conn: _queries.build_runs(conn, build_id))
-        ran = [r for r in runs if r["task_id"] == task_id]
-        found["produced_by"] = build
-        if ran and ran[0]["fingerprint"]:
-            found["fingerprint"] = ran[0]["fingerprint"]
+    node = _node(task_id, registry)
+    if node is None or not node.known:
+        return {}
+    found: dict[str, Any] = {
+        "module": node.module,
+        "qualname": node.qualname,
+        "fingerprint": node.fingerprint,
+    }
+    if record is None:
+        found["spec"] = {
+            "key_schema": 1,
+            "namespace": node.namespace,
+            "name": node.name,
+            "version": node.version,
+            "params": node.params,
+        }
+    current = record is None or node.digest == record.digest
+    if node.build_id and current:
+        found["produced_by"] = stardag.registry.build(node.build_id, registry=registry)
     return found
 
 

@@ -160,8 +160,24 @@ def console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    """Print data as indented JSON on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Print data (dataclasses, datetimes and all) as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, tuples, sets and datetimes as plain JSON data."""
+    import dataclasses
+    import datetime
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
 
 
 def size(count: float) -> str:

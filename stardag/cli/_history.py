@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,32 +12,34 @@ from stardag.cli._common import (
     JsonFlag,
     command,
     console,
-    fail,
     print_json,
     registry,
-    stores,
     task_id,
     when,
 )
+
+if TYPE_CHECKING:
+    from stardag.registry import BuildInfo, RunInfo
 
 
 @app.command()
 @command
 def history(
     task: Annotated[str | None, typer.Argument(metavar="[TASK]", help=TASK_HELP)] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")
-    ] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """Runs of a task (or of every task), newest first, and audit verdicts."""
-    from stardag.registry import _queries
-    from stardag.registry._audits import verdicts
+    """Runs of a task (or of every task), newest first, and its audit verdicts."""
+    import stardag.registry
+    from stardag.registry import _audits, _queries
 
     known = registry()
     found = task_id(task, known) if task else None
-    runs = known.read(lambda conn: _queries.runs(conn, found, limit=limit))
-    audits = [v.__dict__ for v in verdicts(found, known)[:limit]]
+    if found is None:
+        runs = known.read(lambda conn: _queries.recent_runs(conn, limit))
+    else:
+        runs = stardag.registry.history(found, limit=limit, registry=known)
+    audits = [v.__dict__ for v in _audits.verdicts(found, known)[:limit]]
     if as_json:
         print_json({"task_id": found, "runs": runs, "audits": audits})
         return
@@ -45,22 +47,22 @@ def history(
     _print_audits(audits)
 
 
-def _print_runs(runs: list[dict[str, Any]]) -> None:
+def _print_runs(runs: list[RunInfo]) -> None:
     from rich.table import Table
 
     table = Table(title="runs", title_justify="left", box=None)
     for column in ("started", "task", "outcome", "secs", "build", "digest", "error"):
         table.add_column(column)
     for run in runs:
-        family = f"{run['namespace']}.{run['name']}" if run["namespace"] else run["name"]
+        family = f"{run.namespace}.{run.name}" if run.namespace else run.name
         table.add_row(
-            when(run["started"]),
-            f"{family} {run['task_id'][:12]}",
-            _outcome(run["outcome"]),
-            f"{run['duration']:.2f}" if run["duration"] is not None else "-",
-            run["build_id"][:8],
-            (run["digest"] or "-")[:12],
-            (run["error_type"] or "").rsplit(".", 1)[-1],
+            f"{run.started:%Y-%m-%d %H:%M:%S}",
+            f"{family} {run.task_id[:12]}",
+            _outcome(run.outcome),
+            f"{run.duration:.2f}" if run.duration is not None else "-",
+            run.build_id[:8],
+            (run.digest or "-")[:12],
+            (run.error_type or "").rsplit(".", 1)[-1],
         )
     console().print(table if runs else "no runs recorded")
 
@@ -96,47 +98,43 @@ def builds(
     build: Annotated[
         str | None, typer.Argument(metavar="[BUILD]", help="A build id or prefix: its runs.")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="At most this many builds.")
-    ] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Recent builds, newest first (with BUILD: that build and every run in it)."""
-    from stardag.registry import _queries
+    import stardag.registry
 
     known = registry()
-    found = known.read(lambda conn: _queries.builds(conn, limit=limit, prefix=build))
-    if build is not None:
-        if len(found) != 1:
-            fail(f"{len(found) or 'no'} builds match {build!r}; give a longer build id prefix")
-        found[0]["runs"] = known.read(lambda conn: _queries.build_runs(conn, found[0]["id"]))
+    if build is None:
+        found = stardag.registry.builds(limit, registry=known)
+    else:
+        found = [stardag.registry.build(build, registry=known)]
     if as_json:
         print_json(found)
         return
     _print_builds(found)
     if build is not None:
-        _print_runs([r | {"build_id": found[0]["id"]} for r in found[0]["runs"]])
+        _print_runs(list(found[0].runs))
 
 
-def _print_builds(rows: list[dict[str, Any]]) -> None:
+def _print_builds(rows: list[BuildInfo]) -> None:
     from rich.table import Table
 
     table = Table(box=None)
     for column in ("build", "started", "secs", "status", "ran", "cached", "failed", "where"):
         table.add_column(column)
     for row in rows:
-        outcomes = row["outcomes"]
-        secs = f"{row['ended'] - row['started']:.1f}" if row["ended"] else "-"
-        status = {"succeeded": "green", "failed": "red"}.get(row["status"], "yellow")
+        secs = f"{row.duration:.1f}" if row.duration is not None else "-"
+        status = {"succeeded": "green", "failed": "red"}.get(row.status, "yellow")
         table.add_row(
-            row["id"][:8],
-            when(row["started"]),
+            row.id[:8],
+            f"{row.started:%Y-%m-%d %H:%M:%S}",
             secs,
-            f"[{status}]{row['status']}[/]",
-            str(outcomes.get("computed", 0)),
-            str(outcomes.get("cached", 0)),
-            str(outcomes.get("failed", 0)),
-            f"{row['username']}@{row['host']}",
+            f"[{status}]{row.status}[/]",
+            str(row.counts.get("computed", 0)),
+            str(row.counts.get("cached", 0)),
+            str(row.counts.get("failed", 0)),
+            f"{row.environment.username}@{row.environment.host}",
         )
     console().print(table if rows else "no builds recorded")
 
@@ -148,19 +146,13 @@ def explain(
     as_json: JsonFlag = False,
 ) -> None:
     """Why a task would run in the next build, or why it is a cache hit."""
-    from stardag._explain import explain as why
+    import stardag.registry
     from stardag._resolve import is_import_reference, task_named
 
     known = registry()
-    if is_import_reference(task):
-        named = task_named(task)
-        found = why(named.id, known, stores(), spec=named.spec())
-    else:
-        found = why(task_id(task, known), known, stores())
+    subject: Any = task_named(task) if is_import_reference(task) else task_id(task, known)
+    found = stardag.registry.explain(subject, registry=known)
     if as_json:
-        print_json(found.__dict__)
+        print_json(found)
         return
-    out = console()
-    out.print(f"[bold]{found.task_id[:12]}[/bold]: {found.verdict}")
-    for reason in found.reasons:
-        out.print(f"  {reason}", markup=False)
+    print(found)

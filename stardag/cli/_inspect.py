@@ -47,11 +47,12 @@ def status(
     run = facts["last_run"]
     if run:
         out.print(
-            f"  last run {run['outcome']} at {when(run['started'])} in build {run['build_id'][:8]}"
+            f"  last run {run.outcome} at {run.started:%Y-%m-%d %H:%M:%S}Z "
+            f"in build {run.build_id[:8]}"
         )
     audit = facts["last_audit"]
     if audit:
-        out.print(f"  audit    {audit['verdict']} at {when(audit['audited'])}")
+        out.print(f"  audit    {audit.verdict} at {when(audit.audited)}")
 
 
 def _label(facts: dict[str, Any]) -> str:
@@ -108,12 +109,13 @@ def _print_origin(facts: dict[str, Any]) -> None:
     out = console()
     build = facts["produced_by"]
     if build:
-        git = f", git {build['git_commit'][:10]}" if build.get("git_commit") else ""
-        dirty = " (dirty)" if build.get("git_dirty") else ""
+        env = build.environment
+        git = f", git {env.git_commit[:10]}" if env.git_commit else ""
+        dirty = " (dirty)" if env.git_dirty else ""
         out.print("[bold]produced by[/bold]")
         out.print(
-            f"  build {build['id'][:8]} at {when(build['started'])} by "
-            f"{build['username']}@{build['host']}{git}{dirty}"
+            f"  build {build.id[:8]} at {build.started:%Y-%m-%d %H:%M:%S}Z by "
+            f"{env.username}@{env.host}{git}{dirty}, Python {env.python_version}"
         )
     if facts["module"] or facts["fingerprint"]:
         out.print("[bold]code[/bold]")

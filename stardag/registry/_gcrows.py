@@ -1,7 +1,8 @@
 """What gc and verify ask the registry: roots from builds, edges, last use, deleted outputs.
 
 Last use of a task or blob is the latest of its runs (a cache hit is a run, so
-reuse counts as a write) and of its output rows' `created`. Output rows are
+reuse counts as a write) and of its output rows' `last_used` (refreshed by cache
+hits) or `created`. Output rows are
 never removed: a row is marked deleted in `output_deletions` (see `_addons`).
 """
 
@@ -116,7 +117,8 @@ def _latest(conn: Connection, run_key: Any, output_key: Any, keys: list[str]) ->
     latest: dict[str, float] = {}
     for chunk in _chunks(keys):
         runs = select(run_key, func.max(func.coalesce(RUNS.c.ended, RUNS.c.started)))
-        outputs = select(output_key, func.max(OUTPUTS.c.created))
+        used = func.coalesce(OUTPUTS.c.last_used, OUTPUTS.c.created)  # a cache hit refreshes it
+        outputs = select(output_key, func.max(used))
         for query in (
             runs.where(run_key.in_(chunk)).group_by(run_key),
             outputs.where(output_key.in_(chunk)).group_by(output_key),
@@ -130,7 +132,9 @@ def _latest(conn: Connection, run_key: Any, output_key: Any, keys: list[str]) ->
 def used_since(conn: Connection, since: float) -> set[str]:
     """Task ids run, reused or given an output at or after `since`."""
     runs = select(RUNS.c.task_id).where(func.coalesce(RUNS.c.ended, RUNS.c.started) >= since)
-    outputs = select(OUTPUTS.c.task_id).where(OUTPUTS.c.created >= since)
+    outputs = select(OUTPUTS.c.task_id).where(
+        func.coalesce(OUTPUTS.c.last_used, OUTPUTS.c.created) >= since
+    )
     return set(conn.execute(runs).scalars()) | set(conn.execute(outputs).scalars())
 
 
@@ -197,16 +201,3 @@ def store_names(url: str, backend_url: str) -> set[str]:
     if "://" not in url:
         names.add(os.path.abspath(os.path.expanduser(url)))
     return names
-
-
-def latest_outputs(conn: Connection, task_ids: Sequence[str]) -> dict[str, str]:
-    """The digest of each task's newest output row (deleted or not)."""
-    found: dict[str, tuple[float, str]] = {}
-    for chunk in _chunks(list(task_ids)):
-        query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created).where(
-            OUTPUTS.c.task_id.in_(chunk)
-        )
-        for task_id, digest, created in conn.execute(query):
-            if task_id not in found or created > found[task_id][0]:
-                found[task_id] = (created, digest)
-    return {t: d for t, (_, d) in found.items()}
