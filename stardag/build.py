@@ -141,6 +141,17 @@ def _listeners(listeners: Sequence[BuildListener] | None) -> list[BuildListener]
     return list(listeners or ())
 
 
+def _with_progress(
+    listeners: Sequence[BuildListener] | None, progress: bool
+) -> Sequence[BuildListener] | None:
+    """`listeners`, and with `progress` a `Progress` display (live on a terminal) after them."""
+    if not progress:
+        return listeners
+    from stardag._progress import Progress
+
+    return [*(listeners or ()), Progress()]
+
+
 async def _build(
     tasks: BaseTask | Iterable[BaseTask],
     *,
@@ -192,6 +203,7 @@ async def build_aio(
     max_workers: int | None = None,
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
 ) -> BuildSummary:
     """Build concurrently inside the running event loop (see `build` for the arguments)."""
     return await _build(
@@ -199,7 +211,7 @@ async def build_aio(
         sequential=False,
         fail_mode=fail_mode,
         max_workers=max_workers,
-        listeners=listeners,
+        listeners=_with_progress(listeners, progress),
         registry=registry,
     )
 
@@ -210,6 +222,7 @@ async def build_sequential_aio(
     fail_mode: FailMode = FailMode.FAIL_FAST,
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
 ) -> BuildSummary:
     """Build one task at a time, inside the running event loop."""
     return await _build(
@@ -217,7 +230,7 @@ async def build_sequential_aio(
         sequential=True,
         fail_mode=fail_mode,
         max_workers=1,
-        listeners=listeners,
+        listeners=_with_progress(listeners, progress),
         registry=registry,
     )
 
@@ -229,6 +242,7 @@ def build(
     max_workers: int | None = None,
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, concurrently.
 
@@ -240,6 +254,8 @@ def build(
         registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
             URL, or None to build without recording. If it cannot be written, the
             build raises `RegistryError` before any task runs.
+        progress: show progress on stderr: a live display on a terminal (total, done,
+            cached, running, failed, the tasks running now), plain lines otherwise.
     """
     return _run_sync(
         build_aio(
@@ -248,6 +264,7 @@ def build(
             max_workers=max_workers,
             listeners=listeners,
             registry=registry,
+            progress=progress,
         )
     )
 
@@ -258,10 +275,13 @@ def build_sequential(
     fail_mode: FailMode = FailMode.FAIL_FAST,
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, one task at a time."""
     return _run_sync(
-        build_sequential_aio(tasks, fail_mode=fail_mode, listeners=listeners, registry=registry)
+        build_sequential_aio(
+            tasks, fail_mode=fail_mode, listeners=listeners, registry=registry, progress=progress
+        )
     )
 
 
