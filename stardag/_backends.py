@@ -21,6 +21,9 @@ from typing import IO, Any, NoReturn, Protocol
 from stardag._errors import BackendError
 
 TMP_DIR = "tmp"
+# With fsync on, writeback of a staged file starts every this many bytes.
+WRITEBACK_STEP = 8 << 20
+_SYNC_FILE_RANGE_WRITE = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class _LocalStaged:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
         self.tmp_path = os.path.join(backend.root, TMP_DIR, uuid.uuid4().hex)
+        self._durable = fsync_enabled()
+        self._written = self._flushed = 0
         try:
             self._file: IO[bytes] = _open_creating_dirs(self.tmp_path)
         except OSError as exc:
@@ -114,14 +119,27 @@ class _LocalStaged:
 
     def write(self, data: Any, /) -> int:
         try:
-            return self._file.write(data)
+            size = self._file.write(data)
+            self._written += size
+            if self._durable and self._written - self._flushed >= WRITEBACK_STEP:
+                self._start_writeback()
+            return size
         except OSError as exc:
             self.discard()
             fail(self._backend.url, "write", self.tmp_path, exc)
 
+    def _start_writeback(self) -> None:
+        """Let the disk start on what is written, so the final fsync waits for little."""
+        self._file.flush()
+        start_writeback = getattr(os, "sync_file_range", None)  # Linux only
+        if start_writeback is not None:
+            size = self._written - self._flushed
+            start_writeback(self._file.fileno(), self._flushed, size, _SYNC_FILE_RANGE_WRITE)
+        self._flushed = self._written
+
     def publish(self, path: str) -> None:
         try:
-            if fsync_enabled():
+            if self._durable:
                 self._file.flush()
                 os.fsync(self._file.fileno())
             self._file.close()

@@ -19,6 +19,7 @@ there, and raises `CorruptBlobError` at the end if the digest differs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import threading
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 SMALL_BLOB = 4 << 20
 # Large writes are hashed and compressed in steps of this size (cache-sized, pipelined).
 STEP = 1 << 20
+# One read decompresses at most this much into the caller's buffer.
+MAX_READ = 64 << 20
 # Compress only when a sample shrinks by at least this fraction.
 MIN_SAVING = 0.10
 SAMPLE_SLICES = 4
@@ -62,8 +65,15 @@ class Compression:
 
     @classmethod
     def from_env(cls) -> Compression:
-        """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default 0)."""
-        return cls(_env_int("STARDAG_ZSTD_LEVEL", 1), _env_int("STARDAG_ZSTD_THREADS", 0))
+        """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default: cores, up to 4)."""
+        threads = _env_int("STARDAG_ZSTD_THREADS", default_threads())
+        return cls(_env_int("STARDAG_ZSTD_LEVEL", 1), threads)
+
+
+def default_threads() -> int:
+    """zstd workers for large blobs: one per core up to 4; none on a single core."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -181,6 +191,53 @@ def stored_size_if_raw(size_raw: int) -> int:
     return len(RAW_FRAME_HEADER) + 3 * blocks + size_raw
 
 
+class _Hashing:
+    """Feeds a hasher in order; with `overlap`, on a helper thread while the caller works on.
+
+    blake3 and zstd both release the GIL, so hashing one step while the next is
+    (de)compressed or written uses a second core. Leaving the block waits for the last
+    update, so no buffer is used after the caller gets it back.
+    """
+
+    def __init__(self, hasher: Any, overlap: bool) -> None:
+        self._hasher = hasher
+        self._pool = _hash_pool() if overlap else None
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def update(self, data: memoryview) -> None:
+        if self._pool is None:
+            self._hasher.update(data)
+            return
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._hasher.update, data)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pending is not None:
+            self._pending.result()
+
+
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _hash_pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _POOL:
+        with _POOL_LOCK:
+            if not _POOL:
+                _POOL.append(
+                    concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="stardag-hash")
+                )
+    return _POOL[0]
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
+    os.register_at_fork(after_in_child=_POOL.clear)
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     """What a blob write produced (`inline`: the raw bytes, when kept in the record)."""
@@ -235,11 +292,13 @@ class BlobWriter(io.RawIOBase):
         else:
             if self._encode is None:
                 self._start_streaming(view)
-            for start in range(0, size, STEP):
-                step = view[start : start + STEP]
-                self._hasher.update(step)
-                assert self._encode is not None
-                self._encode(step)
+            encode = self._encode
+            assert encode is not None
+            with _Hashing(self._hasher, overlap=size > STEP) as hashing:
+                for start in range(0, size, STEP):
+                    step = view[start : start + STEP]
+                    hashing.update(step)  # hashed while the step is encoded
+                    encode(step)
         self._size += size
         return size
 
@@ -350,17 +409,26 @@ class VerifyingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self._done:
             return 0
-        view = _byte_view(buffer)[:STEP]
+        view = _byte_view(buffer)[:MAX_READ]
+        filled = 0
+        with _Hashing(self._hasher, overlap=len(view) > STEP) as hashing:
+            while filled < len(view):
+                step = view[filled : filled + STEP]
+                got = self._decompress_into(step)
+                if not got:
+                    break
+                hashing.update(step[:got])
+                filled += got
+        if not filled:
+            self._check()
+        self.size += filled
+        return filled
+
+    def _decompress_into(self, view: memoryview) -> int:
         try:
-            got = self._reader.readinto(view)
+            return int(self._reader.readinto(view))
         except zstandard.ZstdError as exc:
             raise corrupt(self._digest, self._task_id, f"bad zstd frame ({exc})") from None
-        if not got:
-            self._check()
-            return 0
-        self._hasher.update(view[:got])
-        self.size += got
-        return int(got)
 
     def _check(self) -> None:
         self._done = True
