@@ -86,20 +86,23 @@ def _env_int(name: str, default: int) -> int:
         raise StardagError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def compressor(settings: Compression, threads: int = 0) -> zstandard.ZstdCompressor:
-    """This thread's zstd compressor for `settings` (checksum on)."""
-    cache: dict[tuple[int, int], zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
-    key = (settings.level, threads)
-    cctx = cache.get(key)
+def compressor(settings: Compression) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor for `settings` (checksum on), for one-shot calls.
+
+    A zstd context serves one operation at a time: a stream (which may be interleaved
+    with another in the same thread) gets a context of its own instead.
+    """
+    cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    cctx = cache.get(settings.level)
     if cctx is None:
-        cctx = cache[key] = zstandard.ZstdCompressor(
-            level=settings.level, write_checksum=True, threads=threads
+        cctx = cache[settings.level] = zstandard.ZstdCompressor(
+            level=settings.level, write_checksum=True
         )
     return cctx
 
 
 def decompressor() -> zstandard.ZstdDecompressor:
-    """This thread's zstd decompressor."""
+    """This thread's zstd decompressor, for one-shot calls (a stream gets its own)."""
     dctx = getattr(_local, "d", None)
     if dctx is None:
         dctx = _local.d = zstandard.ZstdDecompressor()
@@ -308,11 +311,11 @@ class BlobWriter(io.RawIOBase):
         self._staged = self.backend.stage()
         if compress:
             self._compression = COMPRESSED
-            threads = self._settings.threads
             sink = typing.cast(IO[bytes], _Counting(self))
-            stream = compressor(self._settings, threads).stream_writer(
-                sink, closefd=False, write_return_read=True
+            cctx = zstandard.ZstdCompressor(
+                level=self._settings.level, write_checksum=True, threads=self._settings.threads
             )
+            stream = cctx.stream_writer(sink, closefd=False, write_return_read=True)
             self._encode = stream.write
             self._close_frame = lambda: stream.flush(zstandard.FLUSH_FRAME)
         else:
@@ -397,7 +400,7 @@ class VerifyingReader(io.RawIOBase):
         self._digest = digest
         self._task_id = task_id
         self._hasher = _hashing.new_hasher()
-        self._reader: Any = decompressor().stream_reader(
+        self._reader: Any = zstandard.ZstdDecompressor().stream_reader(
             raw, read_size=STEP, read_across_frames=True, closefd=False
         )
         self._done = False
@@ -455,7 +458,7 @@ class VerifyingCopier:
         self._digest = digest
         self._source = source
         self._hasher = _hashing.new_hasher()
-        self._dobj = decompressor().decompressobj()
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._finished = False
 
     def feed(self, chunk: bytes) -> None:

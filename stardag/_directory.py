@@ -32,6 +32,7 @@ empty parts) makes the manifest invalid (`SerializationError`).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -200,8 +201,6 @@ class Directory:
         """A binary stream over one file (a stored one is verified as it is read)."""
         if self._manifest is None or self._local is not None:
             return open(self.path / _safe_name(name), "rb")  # the caller closes it
-        import io
-
         assert self._store is not None
         return io.BufferedReader(self._store.open_blob(self._entry(name).digest))
 

@@ -244,3 +244,25 @@ def test_directory_output_in_a_memory_store(monkeypatch: pytest.MonkeyPatch) -> 
     loaded = task.load()
     assert loaded.read_bytes("model/weights.bin") == WEIGHTS
     assert (loaded.path / "config.json").read_text() == '{"step": 15}'
+
+
+def test_two_files_can_be_streamed_at_once() -> None:
+    """Reading two files of one output interleaved gives each its own bytes."""
+
+    @sd.task
+    def pair(n: int) -> sd.Directory:
+        out = sd.Directory.staging()
+        (out.path / "a").write_bytes(bytes(range(256)) * n)
+        (out.path / "b").write_bytes(bytes(range(255, -1, -1)) * n)
+        return out
+
+    task = pair(n=4096)
+    sd.build(task)
+    loaded = task.load()
+    with loaded.open("a") as a, loaded.open("b") as b:
+        got_a, got_b = [], []
+        while chunk := a.read(5000):
+            got_a.append(chunk)
+            got_b.append(b.read(5000))
+    assert b"".join(got_a) == bytes(range(256)) * 4096
+    assert b"".join(got_b) == bytes(range(255, -1, -1)) * 4096

@@ -141,3 +141,15 @@ def test_large_output_streams_without_a_second_copy(kind: str) -> None:
         tracemalloc.stop()
     assert saved_peak < 0.25 * loaded.nbytes
     assert load_peak < 1.25 * loaded.nbytes
+
+
+def test_two_large_writes_can_be_interleaved(tmp_path: Path) -> None:
+    """Two streaming writers fed in turn in one thread each store their own bytes."""
+    store = Store(str(tmp_path / "store"))
+    first, second = store.writer(), store.writer()
+    one, two = bytes(range(256)) * 1024, bytes(range(255, -1, -1)) * 1024
+    for _ in range(24):  # 6 MiB each, past the in-memory threshold
+        first.write(one)
+        second.write(two)
+    a, b = first.finish(), second.finish()
+    assert store.read_blob(a.digest) == one * 24 and store.read_blob(b.digest) == two * 24
