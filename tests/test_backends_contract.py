@@ -233,3 +233,30 @@ def _record(task_id: str, digest: str, size_raw: int, size_stored: int) -> Actio
         size_stored=size_stored,
         created=now_iso(),
     )
+
+
+class Squares(sd.Task[list[int]]):
+    """A task whose output (about 60 kB of JSON) is a blob, not inline."""
+
+    n: int
+
+    def run(self) -> list[int]:
+        return [i * i for i in range(self.n)]
+
+
+def test_tasks_build_and_load_on_every_backend(
+    spec: tuple[str, dict[str, Any] | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root configured by URL (S3 options through fsspec's config) serves a whole build."""
+    url, options = spec
+    if options:
+        import fsspec
+
+        monkeypatch.setitem(fsspec.config.conf, "s3", options)
+    monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", url)
+    task = Squares(n=10_000)
+    assert not task.complete()
+    sd.build(task)
+    assert task.complete() and task.load()[-1] == 9999**2
+    record = task.output().record()
+    assert record is not None and record.inline is None
