@@ -12,9 +12,11 @@ The record's `compression` says which (`"zstd"` or `"none"`). The digest is alwa
 of the raw bytes, so the framing can change without changing any name.
 
 Writing streams: a `BlobWriter` hashes and frames each chunk as it arrives, into a staged
-file, holding at most `SMALL_BLOB` bytes of its own (plus zstd's window). Reading
-streams too: a `VerifyingReader` decompresses into the caller's buffer and hashes it
-there, and raises `CorruptBlobError` at the end if the digest differs.
+file, holding at most `SMALL_BLOB` bytes of its own (plus zstd's buffers). Large blobs
+are compressed by `STARDAG_ZSTD_THREADS` zstd workers (default: one per core, up to 4)
+while the writing thread hashes. Reading streams too: a `VerifyingReader` decompresses
+into the caller's buffer and hashes it there (on a helper thread, one step behind), and
+raises `CorruptBlobError` at the end if the digest differs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import zstandard
 
 from stardag import _hashing
 from stardag._errors import CorruptBlobError, StardagError
+from stardag._rawframe import RawFramer, raw_frame, stored_size_if_raw
 
 if TYPE_CHECKING:
     from stardag._backends import Backend, Staged
@@ -46,10 +49,6 @@ MAX_READ = 64 << 20
 MIN_SAVING = 0.10
 SAMPLE_SLICES = 4
 SAMPLE_SLICE = 64 << 10
-RAW_BLOCK = 128 << 10
-# Magic, frame header descriptor 0 (no content size, no checksum, no dictionary),
-# window descriptor 0x38 (128 KiB, the largest raw block).
-RAW_FRAME_HEADER = b"\x28\xb5\x2f\xfd\x00\x38"
 COMPRESSED = "zstd"
 UNCOMPRESSED = "none"
 
@@ -140,58 +139,6 @@ def _sample(pieces: list[memoryview]) -> list[memoryview]:
                 break
             offset -= len(piece)
     return slices
-
-
-def _block_header(size: int, last: bool) -> bytes:
-    return (int(last) | (size << 3)).to_bytes(3, "little")  # block type 0: raw
-
-
-class RawFramer:
-    """Frames bytes as one zstd frame of raw (stored, uncompressed) blocks."""
-
-    def __init__(self, sink: Callable[[Any], object]) -> None:
-        self._sink = sink
-        self._pending = bytearray()
-        sink(RAW_FRAME_HEADER)
-
-    def write(self, view: memoryview) -> None:
-        """Frame more bytes (complete blocks go out at once, the rest waits)."""
-        if self._pending:
-            take = min(RAW_BLOCK - len(self._pending), len(view))
-            self._pending += view[:take]
-            view = view[take:]
-            if len(self._pending) < RAW_BLOCK:
-                return
-            self._block(self._pending, last=False)
-            self._pending = bytearray()
-        whole = len(view) - len(view) % RAW_BLOCK
-        for start in range(0, whole, RAW_BLOCK):
-            self._block(view[start : start + RAW_BLOCK], last=False)
-        self._pending += view[whole:]
-
-    def finish(self) -> None:
-        """Write the last block (possibly empty), closing the frame."""
-        self._block(self._pending, last=True)
-        self._pending = bytearray()
-
-    def _block(self, data: Any, last: bool) -> None:
-        self._sink(_block_header(len(data), last))
-        self._sink(data)
-
-
-def raw_frame(data: memoryview) -> bytes:
-    """`data` as one zstd frame of raw blocks."""
-    out = bytearray()
-    framer = RawFramer(out.extend)
-    framer.write(data)
-    framer.finish()
-    return bytes(out)
-
-
-def stored_size_if_raw(size_raw: int) -> int:
-    """The size of a raw-block frame holding `size_raw` bytes."""
-    blocks = size_raw // RAW_BLOCK + 1
-    return len(RAW_FRAME_HEADER) + 3 * blocks + size_raw
 
 
 class _Hashing:

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stardag as sd
-from stardag._blob import Compression, raw_frame
+from stardag._blob import Compression
+from stardag._rawframe import raw_frame
 from stardag._store import Store, blob_path
 
 
