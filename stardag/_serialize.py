@@ -35,6 +35,8 @@ from stardag._errors import OptionalDependencyError, SerializationError
 
 # NEVER CHANGE: the pickle protocol is part of the bytes, so of every pickled digest.
 PICKLE_PROTOCOL = 5
+# Text is encoded this many characters at a time.
+TEXT_STEP = 1 << 20
 # Arrays are written and read in slices of this size (no copy of the whole array).
 ARRAY_STEP = 4 << 20
 # `.npy` headers up to this size are parsed (numpy's default, 10 kB, refuses wide dtypes).
@@ -88,7 +90,8 @@ class TextSerializer:
     def dump(self, value: Any, sink: IO[bytes]) -> None:
         if not isinstance(value, str):
             raise SerializationError(f"expected str, got {type(value).__qualname__}")
-        sink.write(value.encode())
+        for start in range(0, max(len(value), 1), TEXT_STEP):  # no second whole copy
+            sink.write(value[start : start + TEXT_STEP].encode())
 
     def load(self, source: IO[bytes]) -> Any:
         return source.read().decode()
