@@ -53,12 +53,24 @@ def from_env(name: str) -> str:
     return os.environ.get(name, "")
 
 
+@sd.task
+def checkpoint(steps: int) -> sd.Directory:
+    """A directory output: each file a blob, the manifest the task's output."""
+    out = sd.Directory.staging()
+    (out.path / "weights.bin").write_bytes(bytes(range(256)) * 40 * steps)
+    (out.path / "config.json").write_text(f'{{"steps": {steps}}}')
+    return out
+
+
 BIG = 3000
 base = numbers(limit=BIG)
 summed = total(values=base)
 pipeline = report(small=summed, big=scaled(values=base, factor=2))
 other = total(values=numbers(limit=BIG + 1))
+extended = total(values=scaled(values=base, factor=2))  # new, on an upstream pipeline built
+model = checkpoint(steps=2)
 random_task = noise(seed_hint=1)
 failing = broken(values=numbers(limit=5))
 both = [pipeline, other]
 not_a_task = 42
+mixed = [failing, other]

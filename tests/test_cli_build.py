@@ -1,0 +1,63 @@
+"""`stardag build` and `sd.build(..., progress=True)`."""
+
+from __future__ import annotations
+
+import cli_tasks
+import pytest
+from cli_support import invoke, shell
+
+import stardag as sd
+
+
+def test_build_runs_the_task_and_ends_with_a_summary() -> None:
+    """A successful build exits 0, prints one line per task off a terminal, then a summary."""
+    result = invoke("build", "cli_tasks:pipeline", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "build succeeded" in result.stdout and "4 ran" in result.stdout
+    assert result.stderr.count("  done ") == 4
+    assert cli_tasks.pipeline.complete()
+
+
+def test_build_accepts_a_list_of_tasks() -> None:
+    """`module:attr` naming a list builds each task in it."""
+    result = invoke("build", "cli_tasks:both")
+    assert result.exit_code == 0, result.output
+    assert cli_tasks.pipeline.complete() and cli_tasks.other.complete()
+
+
+def test_a_failed_task_fails_the_build_with_exit_code_1() -> None:
+    """Fail fast: the task's error and traceback are shown, and the exit code is 1."""
+    result = invoke("build", "cli_tasks:failing")
+    assert result.exit_code == 1
+    assert "this task always fails" in result.stderr
+    assert "failed broken" in result.stdout and "build failed" in result.stdout
+
+
+def test_continue_builds_every_branch_that_can_be_built() -> None:
+    """--fail-mode continue: the failure is reported, the other branches are built."""
+    result = invoke("build", "cli_tasks:mixed", "--fail-mode", "continue")
+    assert result.exit_code == 1
+    assert "failed broken" in result.stdout
+    assert cli_tasks.other.complete()
+
+
+def test_a_live_display_is_drawn_on_request() -> None:
+    """--progress forces the live display (rich) even off a terminal."""
+    result = invoke("build", "cli_tasks:summed", "--progress")
+    assert result.exit_code == 0
+    assert "stardag build" in result.stderr and "2/2 complete" in result.stderr
+
+
+def test_sd_build_shows_progress_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sd.build(..., progress=True)` reports on stderr (plain lines off a terminal)."""
+    sd.build(cli_tasks.summed, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("  done ") == 2 and "2/2 complete" in err
+
+
+def test_build_from_a_fresh_shell() -> None:
+    """The console script builds; a second run finds everything cached."""
+    first = shell("build", "cli_tasks:summed")
+    assert first.returncode == 0, first.stderr
+    second = shell("build", "cli_tasks:summed")
+    assert second.returncode == 0 and "1 already complete" in second.stdout

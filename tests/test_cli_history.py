@@ -1,0 +1,64 @@
+"""`stardag history`, `builds` and `explain`."""
+
+from __future__ import annotations
+
+import json
+
+import cli_tasks
+from cli_support import invoke, shell
+
+import stardag as sd
+
+
+def test_history_lists_runs_newest_first_with_audit_verdicts() -> None:
+    """A computed run, then a cache hit, then an audit: all in the task's history."""
+    sd.build(cli_tasks.summed)
+    sd.build(cli_tasks.summed)
+    assert invoke("audit", "cli_tasks:summed").exit_code == 0
+    result = invoke("history", "cli_tasks:summed", "--json")
+    found = json.loads(result.stdout)
+    assert [r["outcome"] for r in found["runs"]] == ["cached", "computed"]
+    assert [a["verdict"] for a in found["audits"]] == ["reproduced"]
+    text = invoke("history", "cli_tasks:summed").stdout
+    assert "cached" in text and "computed" in text and "reproduced" in text
+
+
+def test_history_without_a_task_lists_every_run() -> None:
+    """No TASK: the newest runs of every task."""
+    sd.build(cli_tasks.pipeline)
+    found = json.loads(invoke("history", "--json", "--limit", "3").stdout)
+    assert len(found["runs"]) == 3 and found["task_id"] is None
+
+
+def test_builds_lists_builds_and_one_build_its_runs() -> None:
+    """Two builds, newest first; a build prefix shows its runs."""
+    sd.build(cli_tasks.summed)
+    sd.build(cli_tasks.other)
+    found = json.loads(invoke("builds", "--json").stdout)
+    assert len(found) == 2 and found[0]["counts"] == {"computed": 2}
+    one = invoke("builds", found[1]["id"][:8])
+    assert one.exit_code == 0 and "cli_tasks.total" in one.stdout and "succeeded" in one.stdout
+
+
+def test_explain_says_why_a_task_would_run() -> None:
+    """A new parameter value: would run, and the nearest previous run differs in it."""
+    sd.build(cli_tasks.other)
+    result = invoke("explain", "cli_tasks:summed")
+    assert result.exit_code == 0, result.output
+    assert "would run" in result.stdout
+    assert "upstream values" in result.stdout
+
+
+def test_explain_of_a_cache_hit() -> None:
+    """A built task is complete, with the build that wrote it."""
+    sd.build(cli_tasks.summed)
+    found = json.loads(invoke("explain", cli_tasks.summed.id[:12], "--json").stdout)
+    assert found["complete"] is True and found["task_id"] == cli_tasks.summed.id
+
+
+def test_history_builds_and_explain_from_a_fresh_shell() -> None:
+    """The console script answers all three."""
+    sd.build(cli_tasks.summed)
+    assert "computed" in shell("history", cli_tasks.summed.id[:8]).stdout
+    assert "succeeded" in shell("builds").stdout
+    assert "complete" in shell("explain", "cli_tasks:summed").stdout

@@ -1,0 +1,62 @@
+"""`stardag lineage`: trees, Mermaid, dot and JSON, upstream and down."""
+
+from __future__ import annotations
+
+import json
+
+import cli_tasks
+import pytest
+from cli_support import invoke, shell
+
+import stardag as sd
+
+
+@pytest.fixture(autouse=True)
+def built() -> None:
+    """The pipeline, built and recorded."""
+    sd.build(cli_tasks.pipeline)
+
+
+def test_the_tree_shows_the_upstream_once_per_task() -> None:
+    """`numbers` feeds two tasks: printed once in full, then referred to."""
+    result = invoke("lineage", "cli_tasks:pipeline")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("cli_tasks.report")
+    assert sum("cli_tasks.numbers" in line for line in lines) == 2
+    assert sum("(see above)" in line for line in lines) == 1
+
+
+def test_down_shows_what_used_a_task() -> None:
+    """Downstream of `numbers`: `total` and `scaled`, then `report`."""
+    result = invoke("lineage", cli_tasks.base.id[:12], "--down", "--format", "json")
+    graph = json.loads(result.stdout)
+    names = {node["name"] for node in graph["nodes"]}
+    assert names == {"numbers", "total", "scaled", "report"}
+
+
+def test_depth_limits_the_walk() -> None:
+    """One level up from `report`: its two direct dependencies only."""
+    result = invoke("lineage", "cli_tasks:pipeline", "--depth", "1", "--json")
+    assert len(json.loads(result.stdout)["nodes"]) == 3
+
+
+def test_mermaid_and_dot_draw_every_edge() -> None:
+    """Both text formats carry the four edges of the pipeline."""
+    mermaid = invoke("lineage", "cli_tasks:pipeline", "--format", "mermaid").stdout
+    dot = invoke("lineage", "cli_tasks:pipeline", "--format", "dot").stdout
+    assert mermaid.startswith(("graph", "flowchart")) and mermaid.count("-->") == 4
+    assert dot.lstrip().startswith("digraph") and dot.count("->") == 4
+
+
+def test_both_directions_from_the_middle() -> None:
+    """`--both` from `scaled` reaches `numbers` up and `report` down."""
+    result = invoke("lineage", cli_tasks.pipeline.big.id, "--both")
+    up, down = result.stdout.split("downstream")
+    assert "cli_tasks.numbers" in up and "cli_tasks.report" in down
+
+
+def test_lineage_from_a_fresh_shell() -> None:
+    """The console script draws the tree."""
+    done = shell("lineage", cli_tasks.pipeline.id)
+    assert done.returncode == 0 and "cli_tasks.numbers" in done.stdout, done.stderr
