@@ -25,7 +25,13 @@ from stardag._task import BaseTask
 from stardag._version import __version__
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
-from stardag.registry._environment import current_environment, git_state, invocation
+from stardag.registry._environment import (
+    current_environment,
+    git_state,
+    invocation,
+    platform_name,
+    python_version,
+)
 from stardag.registry._rows import RowMaker
 
 logger = logging.getLogger("stardag.registry")
@@ -64,7 +70,6 @@ class Recorder:
 
     def _begin(self, root_ids: list[str]) -> None:
         who = invocation()
-        env = current_environment()
         self._cwd = who.cwd
         row = {
             "id": self.build_id,
@@ -76,8 +81,8 @@ class Recorder:
             "pid": who.pid,
             "argv": json.dumps(list(who.argv)),
             "cwd": who.cwd,
-            "python_version": env.python_version,
-            "platform": env.platform,
+            "python_version": python_version(),
+            "platform": platform_name(),
             "stardag_version": __version__,
         }
         self.registry.write(lambda conn: _writes.put_build(conn, row))

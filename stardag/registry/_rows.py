@@ -20,7 +20,7 @@ from stardag._stored import Task
 from stardag._task import BaseTask, flatten_task_struct
 from stardag.registry import _writes
 from stardag.registry._environment import Environment, GitState
-from stardag.registry._fingerprint import fingerprint
+from stardag.registry._fingerprint import code_location, fingerprint
 
 if TYPE_CHECKING:
     from stardag.registry._db import Registry
@@ -75,6 +75,9 @@ class RowMaker:
         self.build_id = build_id
         self._seen: set[str] = set()
         self._started: dict[str, float] = {}
+        # Per class and per root key, not per task: most of a build is few classes.
+        self._code: dict[type, tuple[str, str, str | None]] = {}
+        self._stores: dict[str, str | None] = {}
 
     def rows(self, events: list[BuildEvent], build_error: BaseException | None) -> BatchRows:
         """The rows for a slice of the build's events, in order."""
@@ -113,7 +116,8 @@ class RowMaker:
         if task.id in self._seen:
             return
         self._seen.add(task.id)
-        batch.tasks.append(_writes.task_row(task, seen))
+        module, qualname, code = self._code_of(type(task))
+        batch.tasks.append(_writes.spec_row(task.id, task.spec(), seen, module, qualname, code))
         deps = static if static is not None else _static_deps(task)
         batch.edges.extend(_writes.edge_rows(task.id, deps, "static"))
 
@@ -143,7 +147,7 @@ class RowMaker:
             "traceback": None,
             "digest": None,
             "size_raw": None,
-            "fingerprint": fingerprint(type(task)),
+            "fingerprint": self._code_of(type(task))[2],
         }
 
     def _output(self, task: BaseTask, record: ActionRecord, build: bool = True) -> Row:
@@ -155,9 +159,23 @@ class RowMaker:
             "size_stored": record.size_stored,
             "created": _writes.parse_time(record.created),
             "build_id": self.build_id if build else None,
-            "store": _store_url(task),
+            "store": self._store_url(task),
             "last_used": time.time(),
         }
+
+    def _code_of(self, cls: type) -> tuple[str, str, str | None]:
+        found = self._code.get(cls)
+        if found is None:
+            found = self._code[cls] = (*code_location(cls), fingerprint(cls))
+        return found
+
+    def _store_url(self, task: BaseTask) -> str | None:
+        if not isinstance(task, Task):
+            return None
+        key = task._target_root_key
+        if key not in self._stores:
+            self._stores[key] = _store_url(task)
+        return self._stores[key]
 
     def _end(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
         for task_id, started in self._started.items():

@@ -16,10 +16,8 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag import _hashing
-from stardag._task import BaseTask
 from stardag.registry import _models
 from stardag.registry._environment import Environment
-from stardag.registry._fingerprint import code_location, fingerprint
 
 Row = dict[str, Any]
 
@@ -44,13 +42,6 @@ def _insert(conn: Connection, table: Table) -> Any:
 
 
 # -- rows from tasks and records ---------------------------------------------------------------
-def task_row(task: BaseTask, seen: float) -> Row:
-    """The tasks row of a live task (with where its code lives and its fingerprint)."""
-    cls = type(task)
-    module, qualname = code_location(cls)
-    return spec_row(task.id, task.spec(), seen, module, qualname, fingerprint(cls))
-
-
 def spec_row(
     task_id: str,
     spec: Mapping[str, Any],
@@ -149,16 +140,9 @@ def touch_outputs(conn: Connection, task_ids: Sequence[str], when: float) -> Non
 
 
 def put_runs(conn: Connection, rows: Sequence[Row]) -> None:
-    """Insert runs, replacing an earlier row for the same (build, task)."""
-    if not rows:
-        return
-    stmt = _insert(conn, RUNS)
-    columns = [c.name for c in RUNS.columns if c.name not in ("build_id", "task_id")]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["build_id", "task_id"],
-        set_={c: stmt.excluded[c] for c in columns},
-    )
-    conn.execute(stmt, list(rows))
+    """Insert runs (a build runs a task id at most once, so a run is written once)."""
+    if rows:
+        conn.execute(_insert(conn, RUNS).on_conflict_do_nothing(), list(rows))
 
 
 def put_environment(conn: Connection, env: Environment, now: float) -> None:
