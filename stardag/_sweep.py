@@ -4,9 +4,10 @@ A dry run (the default) deletes nothing and reports what would go. Otherwise
 records go first, then blobs; just before each delete the candidate is checked
 again, and kept if since the mark it was written or used (its file is newer than
 the grace period, or the registry has a run of its task or digest within it), or
-if it is a blob that a record kept on re-check needs. Output rows of deleted
-blobs, and of inline outputs whose records went, are marked deleted in the
-registry; every other registry row (tasks, edges, builds, runs) stays.
+if it is a blob that a record kept on re-check needs. The file is checked one by
+one; the registry for `RECHECK_BATCH` candidates at a time, right before they go.
+Output rows of deleted blobs, and of inline outputs whose records went, are marked
+deleted in the registry; every other registry row (tasks, edges, builds, runs) stays.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from stardag._gc import Candidate, GcPlan
 from stardag._store import Store, blob_path, record_path
+
+RECHECK_BATCH = 64  # candidates re-checked in one registry read, then deleted at once
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -55,47 +58,61 @@ def sweep(plan: GcPlan, registry: Registry | None, *, apply: bool = False) -> Gc
     if not apply:
         return GcResult(dry_run=True, deleted=plan.candidates)
     result = GcResult(dry_run=False)
+    needs = _needs(plan)
     held: set[str] = set()  # blobs that records kept on re-check need
-    for candidate in plan.candidates:
-        if candidate.key in held or _used_since_mark(plan, registry, candidate):
-            result.kept_on_recheck.append(candidate)
-            held.update(_needs(plan, candidate))
-            continue
-        _delete(plan.store, candidate)
-        result.deleted.append(candidate)
+    candidates = plan.candidates
+    for start in range(0, len(candidates), RECHECK_BATCH):
+        batch = candidates[start : start + RECHECK_BATCH]
+        used = _used_in_registry(plan, registry, batch)
+        for candidate in batch:
+            if candidate.key in held or candidate.key in used or _written_since(plan, candidate):
+                result.kept_on_recheck.append(candidate)
+                held.update(needs.get(candidate.key, ()))
+                continue
+            _delete(plan.store, candidate)
+            result.deleted.append(candidate)
     if registry is not None:
         _mark_deleted(plan.store, registry, result.deleted)
     return result
 
 
-def _needs(plan: GcPlan, candidate: Candidate) -> list[str]:
-    if candidate.kind != "record":
-        return []
-    return [b.key for b in plan.blobs if candidate.key in b.owners]
+def _needs(plan: GcPlan) -> dict[str, list[str]]:
+    """Candidate task id -> the candidate blobs its output needs."""
+    found: dict[str, list[str]] = {}
+    for blob in plan.blobs:
+        for owner in blob.owners:
+            found.setdefault(owner, []).append(blob.key)
+    return found
 
 
-def _used_since_mark(plan: GcPlan, registry: Registry | None, candidate: Candidate) -> bool:
-    cutoff = time.time() - plan.grace
+def _written_since(plan: GcPlan, candidate: Candidate) -> bool:
+    """Whether the candidate's file was written or touched within the grace period."""
     path = record_path(candidate.key) if candidate.kind == "record" else blob_path(candidate.key)
     try:
-        if plan.store.backend.stat(path).mtime >= cutoff:
-            return True
+        return plan.store.backend.stat(path).mtime >= time.time() - plan.grace
     except FileNotFoundError:
         return False  # already gone: deleting again is harmless
+
+
+def _used_in_registry(plan: GcPlan, registry: Registry | None, batch: list[Candidate]) -> set[str]:
+    """Keys of the batch whose task or digest the registry saw used within the grace period."""
     if registry is None:
-        return False
-    return registry.read(lambda conn: _registry_used(conn, candidate, cutoff))
+        return set()
+    cutoff = time.time() - plan.grace
+    return registry.read(lambda conn: _used(conn, batch, cutoff))
 
 
-def _registry_used(conn: Connection, candidate: Candidate, cutoff: float) -> bool:
+def _used(conn: Connection, batch: list[Candidate], cutoff: float) -> set[str]:
     from stardag.registry import _gcrows
 
-    if candidate.kind == "record":
-        used = _gcrows.last_used_tasks(conn, [candidate.key])
-    else:
-        used = _gcrows.last_used_digests(conn, [candidate.key])
-        used |= _gcrows.last_used_tasks(conn, candidate.owners)
-    return any(when >= cutoff for when in used.values())
+    tasks = {c.key for c in batch if c.kind == "record"}
+    tasks |= {owner for c in batch for owner in c.owners}
+    digests = {c.key for c in batch if c.kind == "blob"}
+    recent_tasks = {k for k, t in _gcrows.last_used_tasks(conn, tasks).items() if t >= cutoff}
+    recent = {k for k, t in _gcrows.last_used_digests(conn, digests).items() if t >= cutoff}
+    recent |= recent_tasks
+    recent |= {c.key for c in batch if recent_tasks.intersection(c.owners)}
+    return recent
 
 
 def _delete(store: Store, candidate: Candidate) -> None:
