@@ -47,8 +47,8 @@ class GcRoots:
     pins: bool = True
 
     def stated(self) -> bool:
-        """Whether any kind of root other than pins was given."""
-        return bool(self.keep_last) or self.keep_since is not None or bool(self.tasks)
+        """Whether any kind of root other than pins was given (`keep_last=0` is one)."""
+        return self.keep_last is not None or self.keep_since is not None or bool(self.tasks)
 
 
 @dataclass(frozen=True)
@@ -150,13 +150,14 @@ def mark(
     """
     now = time.time() if now is None else now
     plan = GcPlan(store=store, grace=grace, marked=now)
-    plan.roots = _roots(registry, roots, now)
-    if not plan.roots and not roots.stated():
+    pinned = _pinned(registry) if roots.pins else {}
+    if not pinned and not roots.stated():  # running builds alone never make a gc safe
         raise NoGcRootsError(
             "gc needs roots to know what to keep, and none are given or configured: pin what "
             "matters (stardag pin NAME TASK), or pass --keep-last N, --keep-since 7d or "
             "task ids (or set STARDAG_GC_KEEP_LAST / STARDAG_GC_KEEP_SINCE)"
         )
+    plan.roots = _roots(registry, roots, now) | pinned  # a pin names its reason first
     walker = _Closure(store, registry, plan)
     walker.walk(list(plan.roots))
     recent = _recent_tasks(store, registry, plan, walker, now - grace)
@@ -168,27 +169,26 @@ def mark(
 
 
 # -- roots -------------------------------------------------------------------------------------
-def _roots(registry: Registry | None, roots: GcRoots, now: float) -> dict[str, str]:
-    found: dict[str, str] = {}
-    if registry is not None:
-        found |= _registry_roots(registry, roots, now)
-    for task_id in roots.tasks:
-        found.setdefault(task_id, "named on the command line")
-    return found
-
-
-def _registry_roots(registry: Registry, roots: GcRoots, now: float) -> dict[str, str]:
-    from stardag.registry._addons import ensure
+def _pinned(registry: Registry | None) -> dict[str, str]:
+    if registry is None:
+        return {}
     from stardag.registry._pins import pins
 
+    return {p.task_id: f"pin {p.name}" for p in pins(registry)}
+
+
+def _roots(registry: Registry | None, roots: GcRoots, now: float) -> dict[str, str]:
+    """Roots other than pins: kept builds, running builds, named tasks."""
     found: dict[str, str] = {}
-    if roots.pins:
-        found |= {p.task_id: f"pin {p.name}" for p in pins(registry)}
-    ensure(registry)
-    since = None if roots.keep_since is None else now - roots.keep_since
-    for why, task_ids in registry.read(lambda conn: _build_roots(conn, roots, since)):
-        for task_id in task_ids:
-            found.setdefault(task_id, why)
+    if registry is not None:
+        from stardag.registry._addons import ensure
+
+        ensure(registry)
+        since = None if roots.keep_since is None else now - roots.keep_since
+        for why, task_ids in registry.read(lambda conn: _build_roots(conn, roots, since)):
+            found |= {t: why for t in task_ids if t not in found}
+    for task_id in roots.tasks:
+        found.setdefault(task_id, "named on the command line")
     return found
 
 

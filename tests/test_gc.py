@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from stardag._sweep import sweep
 from stardag._verify import verify
 from stardag.registry import Registry
 from stardag.registry import open as open_registry
+
+sd.auto_namespace(__name__)
 
 
 @pytest.fixture
@@ -170,3 +173,32 @@ def test_gc_paused_between_mark_and_sweep_spares_a_concurrent_build(tmp_path: Pa
     assert cli_tasks.extended.load() == 2 * sum(range(cli_tasks.BIG))
     assert not cli_tasks.model.complete()  # unused by anyone: deleted
     assert verify(store, registry).ok
+
+
+RELEASE = threading.Event()
+
+
+@sd.task
+def waits_for_the_test(n: int) -> int:
+    RELEASE.wait(timeout=60)
+    return n
+
+
+def test_a_running_build_is_a_root_but_never_reason_enough(registry: Registry) -> None:
+    """While a build runs its roots are kept; yet a gc with no other root still refuses."""
+    sd.build(cli_tasks.summed)
+    running = threading.Thread(target=sd.build, args=(waits_for_the_test(n=1),))
+    running.start()
+    try:
+        store = store_for(target_root())
+        deadline = time.monotonic() + 30
+        while not any(b.status == "running" for b in sd.registry.builds(registry=registry)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(sd.NoGcRootsError):
+            mark(store, registry, GcRoots())
+        plan = mark(store, registry, GcRoots(keep_last=0), grace=0)
+        assert plan.roots[waits_for_the_test(n=1).id].startswith("running build")
+    finally:
+        RELEASE.set()
+        running.join()
