@@ -136,8 +136,12 @@ def _registry_ids(prefix: str, registry: Registry | None) -> list[str]:
     from stardag.registry._models import TaskRow
 
     table = TaskRow.__table__  # type: ignore[attr-defined]
-    # The prefix is hex (checked by the caller), so it holds no LIKE wildcards.
-    query = select(table.c.id).where(table.c.id.like(prefix + "%")).limit(MAX_CANDIDATES + 1)
+    # Every hex id starting with `prefix` sorts in [prefix, prefix + "g"): an index range scan.
+    query = (
+        select(table.c.id)
+        .where(table.c.id >= prefix, table.c.id < prefix + "g")
+        .limit(MAX_CANDIDATES + 1)
+    )
     return list(registry.read(lambda conn: list(conn.execute(query).scalars())))
 
 
