@@ -27,7 +27,10 @@ StardagError
 │   └── RegistryNotFoundError    no registry exists there yet (nothing was built)
 ├── TaskReferenceError           a TASK argument is not an id, a prefix or `module:attr`
 ├── TaskImportError              a recorded task's code cannot be imported to rebuild it
-└── NoGcRootsError               gc was given no roots, so everything would be garbage
+├── NoGcRootsError               gc was given no roots, so everything would be garbage
+└── RemoteError                  a remote cache is misconfigured, unreachable or holds bad data
+    ├── UnknownRemoteError       no remote is configured under a name
+    └── UntrustedRemoteError     a pickled output from a remote not marked trusted
 ```
 
 Bad parameters are Pydantic's `ValidationError`, as users of Pydantic expect.
@@ -221,3 +224,31 @@ class TaskImportError(StardagError, ImportError):
 
 class NoGcRootsError(StardagError, ValueError):
     """gc was given no kind of root (pins, recent builds, named tasks), so it refuses."""
+
+
+class RemoteError(StardagError):
+    """A remote cache is misconfigured, unreachable, or holds data that fails validation."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote: str | None = None,
+        task_id: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.remote = remote
+        self.task_id = task_id
+        self.digest = digest
+
+
+class UnknownRemoteError(RemoteError, KeyError):
+    """No remote is configured under a name (`stardag remote add NAME URL` adds one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UntrustedRemoteError(RemoteError):
+    """A remote's output is pickled and the remote is not trusted: unpickling runs code."""
