@@ -233,6 +233,10 @@ class BlobWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        """How many bytes were written (formats like Parquet record offsets)."""
+        return self._size
+
     def write(self, data: Any, /) -> int:
         view = _byte_view(data)
         size = len(view)
