@@ -17,7 +17,7 @@ assert sum_task.load() == 6
 ```
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from stardag._decorator import FunctionTask, task
 from stardag._directory import Directory
@@ -74,8 +74,9 @@ from stardag.build import (
     build_sequential_aio,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from stardag import registry
+    from stardag._audit import audit
 
 __all__ = [
     "AmbiguousTaskIdError",
@@ -127,6 +128,7 @@ __all__ = [
     "TaskStruct",
     "UnknownRootKeyError",
     "__version__",
+    "audit",
     "auto_namespace",
     "build",
     "build_aio",
@@ -141,11 +143,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # `sd.registry` imports SQLAlchemy, so it is imported on first use: `import
     # stardag` stays fast for code that never asks the registry anything.
     if name == "registry":
         import importlib
 
         return importlib.import_module("stardag.registry")
+    if name == "audit":  # records verdicts in the registry: imported on first use too
+        from stardag._audit import audit
+
+        return audit
     raise AttributeError(f"module 'stardag' has no attribute {name!r}")
