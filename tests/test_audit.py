@@ -5,14 +5,13 @@ from __future__ import annotations
 import cli_tasks
 
 import stardag as sd
-from stardag._audit import audit
 from stardag.registry._audits import verdicts
 
 
 def test_a_deterministic_task_is_reproduced() -> None:
     """Re-running `total` writes the recorded digest again."""
     sd.build(cli_tasks.summed)
-    report = audit(cli_tasks.summed)
+    report = sd.audit(cli_tasks.summed)
     assert report.reproduced
     [verdict] = report.verdicts
     assert verdict.verdict == "reproduced"
@@ -24,7 +23,7 @@ def test_a_random_task_differs_with_both_digests() -> None:
     sd.build(cli_tasks.random_task)
     recorded = cli_tasks.random_task.target().record()
     assert recorded is not None
-    report = audit(cli_tasks.random_task)
+    report = sd.audit(cli_tasks.random_task)
     [verdict] = report.verdicts
     assert verdict.verdict == "differs"
     assert verdict.recorded_digest == recorded.digest
@@ -35,14 +34,14 @@ def test_the_audit_leaves_the_real_store_alone() -> None:
     """The recorded output is still the one that loads after an audit."""
     sd.build(cli_tasks.random_task)
     before = cli_tasks.random_task.load()
-    audit(cli_tasks.random_task)
+    sd.audit(cli_tasks.random_task)
     assert cli_tasks.random_task.load() == before
 
 
 def test_upstream_audits_every_task_of_the_closure() -> None:
     """With upstream, each task from an empty store gets its own verdict."""
     sd.build(cli_tasks.pipeline)
-    report = audit(cli_tasks.pipeline, upstream=True)
+    report = sd.audit(cli_tasks.pipeline, upstream=True)
     audited = {v.task_id: v.verdict for v in report.verdicts}
     assert audited == {
         task.id: "reproduced"
@@ -52,21 +51,21 @@ def test_upstream_audits_every_task_of_the_closure() -> None:
 
 def test_a_task_never_built_is_unrecorded() -> None:
     """Nothing recorded to compare with: the verdict says so."""
-    [verdict] = audit(cli_tasks.numbers(limit=11)).verdicts
+    [verdict] = sd.audit(cli_tasks.numbers(limit=11)).verdicts
     assert verdict.verdict == "unrecorded" and verdict.recorded_digest is None
 
 
 def test_a_failing_task_is_failed() -> None:
     """A task that raises in the scratch store gets a failed verdict with its error."""
-    [verdict] = audit(cli_tasks.failing).verdicts
+    [verdict] = sd.audit(cli_tasks.failing).verdicts
     assert verdict.verdict == "failed" and "always fails" in (verdict.error or "")
 
 
 def test_verdicts_are_in_the_registry_newest_first() -> None:
     """Each audit adds a verdict per task; the registry returns them newest first."""
     sd.build([cli_tasks.summed, cli_tasks.random_task])
-    audit(cli_tasks.summed)
-    audit(cli_tasks.random_task)
+    sd.audit(cli_tasks.summed)
+    sd.audit(cli_tasks.random_task)
     found = verdicts()
     assert [v.verdict for v in found] == ["differs", "reproduced"]
     assert [v.verdict for v in verdicts(cli_tasks.summed.id)] == ["reproduced"]
