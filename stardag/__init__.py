@@ -38,6 +38,7 @@ from stardag._errors import (
     RegistryNotFoundError,
     RegistrySchemaError,
     RegistryUnwritableError,
+    RemoteError,
     SerializationError,
     StardagError,
     StoreError,
@@ -48,11 +49,14 @@ from stardag._errors import (
     TaskImportError,
     TaskNotFoundError,
     TaskReferenceError,
+    UnknownRemoteError,
     UnknownRootKeyError,
+    UntrustedRemoteError,
 )
 from stardag._events import BuildEvent, BuildListener, EventKind
 from stardag._fields import Depends, SubClass, TaskLoads
 from stardag._registry_classes import auto_namespace, namespace
+from stardag._remote import PullReport, PushReport, WriteThrough, pull, push
 from stardag._stored import AutoTask, Output, Task
 from stardag._target import FileTarget, LocalFileTarget, get_file_target, get_target
 from stardag._task import (
@@ -105,11 +109,14 @@ __all__ = [
     "NoGcRootsError",
     "OptionalDependencyError",
     "Output",
+    "PullReport",
+    "PushReport",
     "RegistryError",
     "RegistryLockedError",
     "RegistryNotFoundError",
     "RegistrySchemaError",
     "RegistryUnwritableError",
+    "RemoteError",
     "SerializationError",
     "StardagError",
     "StardagField",
@@ -126,7 +133,10 @@ __all__ = [
     "TaskNotFoundError",
     "TaskReferenceError",
     "TaskStruct",
+    "UnknownRemoteError",
     "UnknownRootKeyError",
+    "UntrustedRemoteError",
+    "WriteThrough",
     "__version__",
     "audit",
     "auto_namespace",
@@ -138,6 +148,8 @@ __all__ = [
     "get_file_target",
     "get_target",
     "namespace",
+    "pull",
+    "push",
     "registry",
     "task",
 ]

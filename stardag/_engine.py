@@ -134,6 +134,7 @@ class Engine:
         self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
         self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
         self.background: set[asyncio.Future[None]] = set()
+        self.remote_hits: dict[str, str] = {}  # task id -> remote URL it was fetched from
         # Per worker thread: `next` is None while the worker may claim the next ready
         # task for itself, the claimed item once it has, False elsewhere.
         self.local = threading.local()
@@ -196,7 +197,9 @@ class Engine:
                     if complete:
                         node.state = State.CACHED
                         self.summary.already_complete += 1
-                        self.emit(EventKind.TASK_CACHED, task=node.task)
+                        remote = self.remote_hits.get(node.id)  # read through (stardag._remote)
+                        self.summary.remote_hits += remote is not None
+                        self.emit(EventKind.TASK_CACHED, task=node.task, remote=remote)
                     else:
                         deps = flatten_task_struct(node.task.requires())
                         dep_ids[node.id] = [d.id for d in deps]
@@ -225,7 +228,7 @@ class Engine:
         slow: list[tuple[int, Node]] = []
         for index, node in enumerate(nodes):
             if self.sequential or _uses_store_completeness(node.task):
-                flags[index] = await self.is_complete(node.task)
+                flags[index] = await self.is_complete(node.task) or self.read_through(node.task)
             else:
                 slow.append((index, node))
         if slow:
@@ -233,6 +236,22 @@ class Engine:
             for (index, _), result in zip(slow, results, strict=True):
                 flags[index] = result
         return flags
+
+    def read_through(self, task: BaseTask) -> bool:
+        """Remote read-through: fetch a store-backed task missing here from the active remote.
+
+        Owned by `stardag._remote`; with no remote configured it is one cached lookup.
+        A fetched task counts as cached, and its TASK_CACHED event names the remote.
+        """
+        if not _uses_store_completeness(task):
+            return False
+        from stardag._remote import fetch_into_local
+
+        remote = fetch_into_local(task)
+        if remote is None:
+            return False
+        self.remote_hits[task.id] = remote
+        return True
 
     async def is_complete(self, task: BaseTask) -> bool:
         if type(task).complete_aio is not BaseTask.complete_aio:

@@ -45,6 +45,7 @@ class BuildEvent:
     roots: tuple[BaseTask, ...] = ()  # BUILD_STARTED
     summary: Any = None  # BuildSummary, BUILD_ENDED
     total: int = 0  # tasks discovered so far in this build (every event)
+    remote: str | None = None  # TASK_CACHED read through from this remote (URL), not local
 
 
 class BuildListener(Protocol):

@@ -71,6 +71,7 @@ class BuildSummary:
     build_id: str
     discovered: int = 0
     already_complete: int = 0
+    remote_hits: int = 0  # of already_complete: fetched from a remote (read-through)
     ran: int = 0
     failed: int = 0
     skipped: int = 0
@@ -91,7 +92,9 @@ class BuildSummary:
 
     def __str__(self) -> str:
         return (
-            f"{self.discovered} discovered, {self.already_complete} already complete, "
+            f"{self.discovered} discovered, {self.already_complete} already complete"
+            + (f" ({self.remote_hits} from a remote)" if self.remote_hits else "")
+            + ", "
             f"{self.ran} ran, {self.failed} failed, {self.skipped} skipped "
             f"in {self.duration:.2f}s"
         )
@@ -138,7 +141,12 @@ def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
 
 
 def _listeners(listeners: Sequence[BuildListener] | None) -> list[BuildListener]:
-    return list(listeners or ())
+    found = list(listeners or ())
+    # Remote sharing (stardag._remote): a push per output when the active remote writes through.
+    from stardag._remote import write_through
+
+    pusher = write_through()
+    return found if pusher is None else [*found, pusher]
 
 
 def _with_progress(

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "_verify",
     "_audit",
     "_config",
+    "_remote",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(f"stardag.cli.{_module}")

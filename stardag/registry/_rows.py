@@ -18,7 +18,7 @@ from stardag._events import BuildEvent, EventKind
 from stardag._store import ActionRecord
 from stardag._stored import Task
 from stardag._task import BaseTask, flatten_task_struct
-from stardag.registry import _writes
+from stardag.registry import _fetches, _writes
 from stardag.registry._environment import Environment, GitState
 from stardag.registry._fingerprint import code_location, fingerprint
 
@@ -39,6 +39,7 @@ class BatchRows:
     runs: list[Row] = field(default_factory=list)
     outputs: list[Row] = field(default_factory=list)
     cached: list[BaseTask] = field(default_factory=list)
+    fetches: list[Row] = field(default_factory=list)  # read-through hits (`_fetches`)
     build: Row = field(default_factory=dict)  # columns of the build row to update
     environment: Environment | None = None
     git: GitState | None = None
@@ -61,6 +62,7 @@ class BatchRows:
         _writes.put_edges(conn, self.edges)
         _writes.put_runs(conn, self.runs)
         _writes.put_outputs(conn, self.outputs)
+        _fetches.write_fetches(conn, self.fetches)
         if self.cached:
             _writes.touch_outputs(conn, [t.id for t in self.cached], now)
             _writes.fill_cached_digests(conn, self.build_id)
@@ -109,6 +111,8 @@ class RowMaker:
             batch.runs.append(self._run(task, outcome, event.time, event.time))
             if kind is EventKind.TASK_CACHED:
                 batch.cached.append(task)
+                if event.remote is not None:  # read through a remote: lineage from its records
+                    _fetches.add_read_through(batch, task, event.remote, event.time)
 
     def _task(
         self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None

@@ -1,0 +1,181 @@
+"""`stardag remote add/list/remove`, `stardag push` and `stardag pull`: shared caches."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from stardag.cli._app import app
+from stardag.cli._common import JsonFlag, command, console, fail, print_json, size
+
+remote_app = typer.Typer(
+    name="remote", help="Configure remote caches (shared stores).", no_args_is_help=True
+)
+app.add_typer(remote_app)
+
+RemoteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--remote", "-r", help="A configured remote's name, or a URL (default: the active one)."
+    ),
+]
+TASKS_HELP = "Task ids, unique id prefixes, or module:attribute (a URL here names the remote)."
+
+
+@remote_app.command("add")
+@command
+def add(
+    name: Annotated[str, typer.Argument(help="A short name for the remote.")],
+    url: Annotated[str, typer.Argument(help="Its store root: a path or an fsspec URL (s3://...).")],
+    trusted: Annotated[
+        bool, typer.Option("--trusted", help="Load pickled outputs from it (unpickling runs code).")
+    ] = False,
+    write_through: Annotated[
+        bool, typer.Option("--write-through", help="Builds push each output as it is produced.")
+    ] = False,
+    default: Annotated[
+        bool | None,
+        typer.Option("--default/--no-default", help="Make it the active remote (the first is)."),
+    ] = None,
+) -> None:
+    """Add or reconfigure a remote cache."""
+    from stardag import _remotes_config
+
+    remote = _remotes_config.add(
+        name, url, trusted=trusted, write_through=write_through, default=default
+    )
+    console().print(f"remote [bold]{remote.name}[/bold] -> {remote.url}")
+
+
+@remote_app.command("remove")
+@command
+def remove(name: Annotated[str, typer.Argument(help="The remote to forget.")]) -> None:
+    """Forget a remote (the store behind it is left alone)."""
+    from stardag import _remotes_config
+
+    removed = _remotes_config.remove(name)
+    console().print(f"removed remote [bold]{removed.name}[/bold] ({removed.url})")
+
+
+@remote_app.command("list")
+@command
+def list_remotes(as_json: JsonFlag = False) -> None:
+    """Every configured remote; `*` marks the active one (STARDAG_REMOTE overrides)."""
+    from stardag import _remotes_config
+
+    config = _remotes_config.load()
+    active = _remotes_config.active()
+    rows = [
+        {
+            "name": r.name,
+            "url": r.url,
+            "trusted": r.trusted,
+            "write_through": r.write_through,
+            "active": active is not None and active.url == r.url,
+        }
+        for r in config.remotes.values()
+    ]
+    if active is not None and not any(row["active"] for row in rows):
+        rows.append(
+            {
+                "name": active.name,
+                "url": active.url,
+                "trusted": active.trusted,
+                "write_through": active.write_through,
+                "active": True,
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console().print("no remotes (stardag remote add NAME URL adds one)")
+    for row in rows:
+        flags = [f for f in ("trusted", "write_through") if row[f]]
+        mark = "*" if row["active"] else " "
+        extra = f"  ({', '.join(flags)})" if flags else ""
+        console().print(f"{mark} {row['name']}  {row['url']}{extra}", highlight=False)
+
+
+@app.command()
+@command
+def push(
+    tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...", help=TASKS_HELP)] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Push every output in the local store.")
+    ] = False,
+    remote: RemoteOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Upload the closure of tasks: the blobs the remote lacks, then their records."""
+    from stardag._remote import push as push_closure
+
+    references, remote = _split_remote(tasks or [], remote)
+    if not references and not every:
+        fail("name the tasks to push, or --all")
+    ids = None if every else [_local_task_id(ref) for ref in references]
+    report = push_closure(ids, remote=remote)
+    _report(
+        report.__dict__, as_json, "sent", report.blobs_sent, report.bytes_sent, report.records_sent
+    )
+
+
+@app.command()
+@command
+def pull(
+    tasks: Annotated[list[str], typer.Argument(metavar="TASK...", help=TASKS_HELP)],
+    remote: RemoteOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Download the closure of tasks, verified, and record their lineage in the registry."""
+    from stardag import _remotes_config
+    from stardag._remote import pull as pull_closure
+    from stardag._resolve import resolve_task_id
+    from stardag._store import store_for
+
+    references, remote = _split_remote(tasks, remote)
+    if not references:
+        fail("name the tasks to pull")
+    source = store_for(_remotes_config.resolve(remote).url)
+    ids = [resolve_task_id(ref, None, [source]) for ref in references]
+    report = pull_closure(ids, remote=remote)
+    data = {k: v for k, v in report.__dict__.items() if k != "records"}
+    _report(
+        data, as_json, "fetched", report.blobs_fetched, report.bytes_fetched, report.records_fetched
+    )
+
+
+def _split_remote(arguments: list[str], remote: str | None) -> tuple[list[str], str | None]:
+    """A URL among the TASK arguments names the remote (`stardag push s3://bucket/root`)."""
+    urls = [a for a in arguments if "://" in a]
+    if len(urls) > 1 or (urls and remote is not None):
+        fail("name one remote: a URL argument or --remote, not both")
+    return [a for a in arguments if "://" not in a], urls[0] if urls else remote
+
+
+def _local_task_id(reference: str) -> str:
+    from stardag._errors import RegistryNotFoundError
+    from stardag.cli._common import registry, task_id
+
+    try:
+        known = registry()
+    except RegistryNotFoundError:
+        known = None
+    return task_id(reference, known)
+
+
+def _report(
+    data: dict[str, object], as_json: bool, verb: str, blobs: int, count: int, records: int
+) -> None:
+    if as_json:
+        print_json(data)
+        return
+    line = (
+        f"{data['remote']}: {data['tasks']} tasks, {verb} {blobs} blobs ({size(count)}) "
+        f"and {records} records"
+    )
+    missing = data.get("missing") or ()
+    if missing:
+        line += f"; {len(missing)} upstream tasks have no output to move"  # type: ignore[arg-type]
+    console().print(line, highlight=False)
