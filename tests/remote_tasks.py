@@ -40,10 +40,22 @@ def report(plain: sd.Depends[int], big: sd.Depends[list[int]]) -> dict[str, int]
     return {"total": plain, "big": sum(big)}
 
 
+class Opaque:
+    """A plain class: only pickle can store it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Opaque) and other.n == self.n
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
 @sd.task
-def pickled(n: int) -> set[frozenset[int]]:
+def pickled(n: int) -> Opaque:
     """An output only pickle can store."""
-    return {frozenset(range(n))}
+    return Opaque(n)
 
 
 def dag() -> Any:
