@@ -64,6 +64,7 @@ def effective() -> list[Setting]:
     """Every setting with its value and source, as configured right now."""
     found = [_home(), _registry()]
     found += _roots()
+    found += _remotes()
     for name, default in (
         (GC_KEEP_LAST, None),
         (GC_KEEP_SINCE, None),
@@ -101,6 +102,26 @@ def _roots() -> list[Setting]:
     found = []
     for key, value in sorted(_config.target_roots().items()):
         found.append(Setting(f"root {key}", value, _root_source(key)))
+    return found
+
+
+def _remotes() -> list[Setting]:
+    """The active remote cache and every configured one (`stardag remote add`)."""
+    from stardag import _remotes_config
+
+    config = _remotes_config.load()
+    where = str(_remotes_config.config_path())
+    found = [
+        Setting(f"remote {name}", remote.url, where)
+        for name, remote in sorted(config.remotes.items())
+    ]
+    override = os.environ.get(_remotes_config.ENV_VAR)
+    if override:
+        found.append(Setting("active remote", override, _remotes_config.ENV_VAR))
+    elif config.default:
+        found.append(Setting("active remote", config.default, where))
+    else:
+        found.append(Setting("active remote", None, "unset"))
     return found
 
 

@@ -11,7 +11,9 @@ from cli_support import invoke, shell
 def test_config_show_names_each_source(monkeypatch: pytest.MonkeyPatch) -> None:
     """Home from STARDAG_HOME, a root from its own variable, the grace by default."""
     monkeypatch.setenv("STARDAG_TARGET_ROOTS__EXTRA", "/data/extra")
+    monkeypatch.setenv("STARDAG_REMOTE", "s3://team-cache/proj")
     found = {s["name"]: s for s in json.loads(invoke("config", "show", "--json").stdout)}
+    assert found["active remote"]["source"] == "STARDAG_REMOTE"
     assert found["home"]["source"] == "STARDAG_HOME"
     assert found["root extra"] == {
         "name": "root extra",
