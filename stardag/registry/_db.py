@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, make_url, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
@@ -78,7 +78,7 @@ class Registry:
         try:
             with self._read_lock, self.engine.connect() as conn, conn.begin():
                 return work(conn)
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise _translate(exc, self.url) from exc
 
     def write(self, work: Callable[[Connection], T]) -> T:
@@ -89,7 +89,7 @@ class Registry:
         for attempt in range(LOCK_RETRIES + 1):
             try:
                 return self._write_once(work)
-            except OperationalError as exc:
+            except DBAPIError as exc:
                 if not _is_locked(exc) or attempt == LOCK_RETRIES:
                     raise _translate(exc, self.url) from exc
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
