@@ -324,6 +324,7 @@ class WriteThrough:
             self._pool.submit(self._push, event.record.task_id, _local_of(event, self.local))
         elif event.kind is EventKind.BUILD_ENDED:
             self._pool.shutdown(wait=True)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="stardag-write-through")
 
     def _push(self, task_id: str, local: Store | str | None) -> None:
         try:
