@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from stardag.registry import LineageNode, Registry
 
 PREVIEW_CHARS = 600
+PREVIEW_MAX_BYTES = 64 << 20  # larger outputs are described, not loaded
 
 
 def find_record(task_id: str, stores: Sequence[Store]) -> tuple[Store | None, ActionRecord | None]:
@@ -137,6 +138,8 @@ def preview(
     """A short repr of the task's value; None if it has no output."""
     if record is None or store is None:
         return None
+    if record.size_raw > PREVIEW_MAX_BYTES:
+        return f"<{record.size_raw} bytes, {record.serializer}: too large to preview>"
     value = _load(task_id, registry, stores)
     if value is not _UNLOADED:
         return _short(value)
