@@ -137,7 +137,11 @@ def _start_recorder(
 
 
 def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
-    return [tasks] if isinstance(tasks, BaseTask) else list(tasks)
+    found = [tasks] if isinstance(tasks, BaseTask) else list(tasks)
+    for task in found:
+        if not isinstance(task, BaseTask):
+            raise TypeError(f"expected a task, got {type(task).__qualname__}: {task!r}")
+    return found
 
 
 def _listeners(listeners: Sequence[BuildListener] | None) -> list[BuildListener]:
