@@ -63,6 +63,9 @@ def test_cat_writes_the_raw_bytes_of_an_output_or_a_blob() -> None:
     assert by_digest.stdout_bytes == by_task.stdout_bytes
     small = invoke("cat", cli_tasks.summed.id)  # an inline output
     assert small.stdout_bytes == str(sum(range(cli_tasks.BIG))).encode()
+    inline = cli_tasks.summed.target().record()
+    assert inline is not None and inline.inline is not None
+    assert invoke("cat", inline.digest).stdout_bytes == small.stdout_bytes  # no blob file
 
 
 def test_cat_of_a_corrupt_blob_fails_without_writing() -> None:

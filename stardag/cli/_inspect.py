@@ -136,7 +136,7 @@ def cat(
     everywhere = stores()
     known = registry() if _registry_exists() else None
     if len(key) == 64 and not _is_task(key, known):
-        _cat_blob(key, everywhere)
+        _cat_blob(key, everywhere, known)
         return
     found = task_id(key, known)
     store, record = find_record(found, everywhere)
@@ -161,13 +161,31 @@ def _is_task(key: str, known: Any) -> bool:
     return bool(find_task_ids(key, known, stores()))
 
 
-def _cat_blob(digest: str, everywhere: list[Any]) -> None:
+def _cat_blob(digest: str, everywhere: list[Any], known: Any) -> None:
     for store in everywhere:
         if store.has_blob(digest):
             _copy_blob(store, digest, None)
             sys.stdout.buffer.flush()
             return
-    fail(f"no task id or blob {digest} in the store")
+    inline = _inline_output(digest, everywhere, known)
+    if inline is None:
+        fail(f"no task id or blob {digest} in the store")
+    sys.stdout.buffer.write(inline)
+    sys.stdout.buffer.flush()
+
+
+def _inline_output(digest: str, everywhere: list[Any], known: Any) -> bytes | None:
+    """A small output kept inside a producer's action record (it has no blob file)."""
+    if known is None:
+        return None
+    import stardag.registry
+    from stardag._describe import find_record
+
+    for producer in stardag.registry.producers(digest, registry=known):
+        store, record = find_record(producer.task_id, everywhere)
+        if store is not None and record is not None and record.digest == digest:
+            return bytes(store.read_output(record))
+    return None
 
 
 def _copy_blob(store: Any, digest: str, owner: str | None) -> None:
