@@ -8,6 +8,7 @@ It renders as a text tree (`str(graph)`), Mermaid, Graphviz DOT and JSON.
 from __future__ import annotations
 
 import datetime
+import functools
 import heapq
 import json
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ class LineageNode:
     namespace: str
     name: str
     version: str
-    params: dict[str, Any]  # canonical: a dependency is {"$task": <its id>}
+    spec_json: str  # the canonical spec the id hashes, as JSON text ("" if unknown)
     module: str | None
     qualname: str | None
     fingerprint: str | None  # of the code that produced the output (else as last seen)
@@ -41,8 +42,17 @@ class LineageNode:
     def unknown(cls, task_id: str) -> LineageNode:
         """A task id that only an edge names."""
         return cls(
-            task_id, "", "?", "", {}, None, None, None, None, None, None, None, None, None, False
+            task_id, "", "?", "", "", None, None, None, None, None, None, None, None, None, False
         )
+
+    @functools.cached_property
+    def params(self) -> dict[str, Any]:
+        """The parameters, canonically encoded: a dependency is `{"$task": <its id>}`."""
+        # Parsed on first use: most nodes of a big graph are only counted or drawn.
+        params: dict[str, Any] = (
+            json.loads(self.spec_json).get("params", {}) if self.spec_json else {}
+        )
+        return params
 
     @property
     def label(self) -> str:
@@ -52,6 +62,8 @@ class LineageNode:
     def to_dict(self) -> dict[str, Any]:
         """The node as JSON-able data."""
         data = asdict(self)
+        del data["spec_json"]
+        data["params"] = self.params
         data["created"] = self.created.isoformat() if self.created else None
         return data
 

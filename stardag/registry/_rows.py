@@ -117,13 +117,14 @@ class RowMaker:
     def _task(
         self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None
     ) -> None:
-        if task.id in self._seen:
+        task_id = task.id
+        if task_id in self._seen:
             return
-        self._seen.add(task.id)
+        self._seen.add(task_id)
         module, qualname, code = self._code_of(type(task))
-        batch.tasks.append(_writes.spec_row(task.id, task.spec(), seen, module, qualname, code))
+        batch.tasks.append(_writes.spec_row(task_id, task.spec(), seen, module, qualname, code))
         deps = static if static is not None else _static_deps(task)
-        batch.edges.extend(_writes.edge_rows(task.id, deps, "static"))
+        batch.edges.extend(_writes.edge_rows(task_id, deps, "static"))
 
     def _finished(self, batch: BatchRows, task: BaseTask, event: BuildEvent, outcome: str) -> None:
         self._task(batch, task, event.time, static=None)

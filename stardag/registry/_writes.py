@@ -1,8 +1,9 @@
 """Batched, idempotent writes of registry rows (used by the recorder and by reindex).
 
-Each function takes plain row dicts and one open write transaction, and issues
-one executemany per table: rows already present are kept (tasks, edges) or
-brought up to date (outputs, runs), so a batch may be written twice safely.
+Each function takes plain row dicts and one open write transaction: rows already
+present are kept (edges, runs) or brought up to date (tasks take a newly seen
+code fingerprint, outputs a newer writer), so a batch may be written twice safely.
+SQLite gets multi-row statements (`_bulk`); other databases one executemany.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag import _hashing
-from stardag.registry import _models
+from stardag.registry import _bulk, _models
 from stardag.registry._environment import Environment
 
 Row = dict[str, Any]
@@ -28,6 +29,11 @@ RUNS: Table = _models.RunRow.__table__  # type: ignore[attr-defined]
 BUILDS: Table = _models.BuildRow.__table__  # type: ignore[attr-defined]
 ENVIRONMENTS: Table = _models.EnvironmentRow.__table__  # type: ignore[attr-defined]
 LATER = OUTPUTS.alias("later")
+BULK_SQLITE = True  # False sends SQLite the portable statements too (a test compares them)
+
+
+def _bulk_sqlite(conn: Connection) -> bool:
+    return BULK_SQLITE and conn.dialect.name == "sqlite"
 
 
 def _greatest(conn: Connection) -> Any:
@@ -82,6 +88,9 @@ def put_tasks(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert new task rows; known ones keep theirs, but take a newly seen code location."""
     if not rows:
         return
+    if _bulk_sqlite(conn):
+        _bulk.insert_many(conn, "tasks", rows, _bulk.TASKS)
+        return
     stmt = _insert(conn, TASKS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["id"],
@@ -100,13 +109,18 @@ def put_tasks(conn: Connection, rows: Sequence[Row]) -> None:
 
 def put_edges(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert edges that are not yet recorded."""
-    if rows:
+    if rows and _bulk_sqlite(conn):
+        _bulk.insert_many(conn, "edges", rows, _bulk.NOTHING)
+    elif rows:
         conn.execute(_insert(conn, EDGES).on_conflict_do_nothing(), list(rows))
 
 
 def put_outputs(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert outputs; a known (task, digest) takes the newer writer and time."""
     if not rows:
+        return
+    if _bulk_sqlite(conn):
+        _bulk.insert_many(conn, "outputs", rows, _bulk.OUTPUTS)
         return
     stmt = _insert(conn, OUTPUTS)
     stmt = stmt.on_conflict_do_update(
@@ -141,7 +155,9 @@ def touch_outputs(conn: Connection, task_ids: Sequence[str], when: float) -> Non
 
 def put_runs(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert runs (a build runs a task id at most once, so a run is written once)."""
-    if rows:
+    if rows and _bulk_sqlite(conn):
+        _bulk.insert_many(conn, "runs", rows, _bulk.NOTHING)
+    elif rows:
         conn.execute(_insert(conn, RUNS).on_conflict_do_nothing(), list(rows))
 
 
