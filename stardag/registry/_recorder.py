@@ -43,7 +43,7 @@ FLUSH_SECONDS = 0.25
 class Recorder:
     """Records one build: a `BuildListener` with a writer thread behind it."""
 
-    def __init__(self, registry: Registry, build_id: str, started: float) -> None:
+    def __init__(self, registry: Registry, build_id: str) -> None:
         self.registry = registry
         self.build_id = build_id
         self._cond = threading.Condition()
@@ -63,7 +63,7 @@ class Recorder:
     ) -> Recorder:
         """Open the registry, write the build row (failing here if it cannot), and start."""
         opened = resolve(registry)
-        recorder = cls(opened, build_id, time.time())
+        recorder = cls(opened, build_id)
         recorder._begin([task.id for task in roots])
         recorder._thread.start()
         return recorder
