@@ -60,6 +60,13 @@ def gc_duration(name: str) -> float | None:
         raise StardagError(f"{name}: {exc}") from None
 
 
+def default_threads() -> int:
+    """The zstd worker default, without importing the blob module's dependencies early."""
+    from stardag._blob import default_threads as blob_default
+
+    return blob_default()
+
+
 def effective() -> list[Setting]:
     """Every setting with its value and source, as configured right now."""
     found = [_home(), _registry()]
@@ -71,7 +78,7 @@ def effective() -> list[Setting]:
         (GC_GRACE, "1h"),
         ("STARDAG_NO_REGISTRY", None),
         ("STARDAG_ZSTD_LEVEL", "1"),
-        ("STARDAG_ZSTD_THREADS", "0"),
+        ("STARDAG_ZSTD_THREADS", str(default_threads())),
         ("STARDAG_FSYNC", "0"),
     ):
         found.append(_env(name, default))

@@ -30,3 +30,12 @@ def test_config_show_from_a_fresh_shell(monkeypatch: pytest.MonkeyPatch) -> None
     done = shell("config", "show")
     assert done.returncode == 0
     assert "sqlite:////tmp/elsewhere.db" in done.stdout and "STARDAG_REGISTRY_URL" in done.stdout
+
+
+def test_config_show_reports_the_real_zstd_thread_default() -> None:
+    """The zstd worker default shown is the one blobs use."""
+    from stardag._blob import Compression
+    from stardag._settings import effective
+
+    shown = {s.name: s.value for s in effective()}
+    assert shown["STARDAG_ZSTD_THREADS"] == str(Compression.from_env().threads)
