@@ -69,3 +69,18 @@ def test_verdicts_are_in_the_registry_newest_first() -> None:
     found = verdicts()
     assert [v.verdict for v in found] == ["differs", "reproduced"]
     assert [v.verdict for v in verdicts(cli_tasks.summed.id)] == ["reproduced"]
+
+
+def test_history_shows_audit_verdicts() -> None:
+    """`sd.registry.history` lists audits beside runs, with their verdicts."""
+    sd.build([cli_tasks.summed, cli_tasks.random_task])
+    sd.audit(cli_tasks.summed)
+    sd.audit(cli_tasks.random_task)
+    [random_audit] = [
+        run for run in sd.registry.history(cli_tasks.random_task) if run.outcome == "audited"
+    ]
+    assert random_audit.verdict == "differs"
+    assert random_audit.recorded_digest != random_audit.digest
+    entries = sd.registry.history(cli_tasks.summed)
+    assert entries[0].outcome == "audited" and entries[0].verdict == "reproduced"
+    assert [e.outcome for e in entries[1:]] == ["computed"]

@@ -38,7 +38,8 @@ def history(
     if found is None:
         runs = known.read(lambda conn: _queries.recent_runs(conn, limit))
     else:
-        runs = stardag.registry.history(found, limit=limit, registry=known)
+        entries = stardag.registry.history(found, limit=limit, registry=known)
+        runs = [run for run in entries if run.outcome != "audited"]  # audits: own table
     audits = [v.__dict__ for v in _audits.verdicts(found, known)[:limit]]
     if as_json:
         print_json({"task_id": found, "runs": runs, "audits": audits})

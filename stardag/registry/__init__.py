@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 
 from stardag._store import Store
 from stardag._task import BaseTask
-from stardag.registry import _explain, _history, _lineage, _lookup, _reindex
+from stardag.registry import _audits, _explain, _history, _info, _lineage, _lookup, _reindex
 from stardag.registry._db import Registry, default_url, open_registry, resolve
 from stardag.registry._explain import Difference, Explanation
 from stardag.registry._graph import LineageEdge, LineageGraph, LineageNode
@@ -101,9 +101,42 @@ def lineage(
 def history(
     task: BaseTask | str, *, limit: int | None = None, registry: RegistryRef = None
 ) -> list[RunInfo]:
-    """Every run of a task id, newest first: outcome, duration, environment, output digest."""
+    """Every run of a task id, newest first: outcome, duration, environment, output digest.
+
+    Audits of the task appear among them with outcome "audited" and their `verdict`.
+    """
     opened = resolve(registry)
-    return opened.read(lambda conn: _history.history(conn, _lookup.task_id(conn, task), limit))
+    task_id = opened.read(lambda conn: _lookup.task_id(conn, task))
+    runs = opened.read(lambda conn: _history.history(conn, task_id, limit))
+    audits = [_audit_entry(verdict, runs) for verdict in _audits.verdicts(task_id, opened)]
+    merged = sorted([*runs, *audits], key=lambda run: run.started, reverse=True)
+    return merged if limit is None else merged[:limit]
+
+
+def _audit_entry(verdict: _audits.Verdict, runs: list[RunInfo]) -> RunInfo:
+    """An audit as a history entry (audits do not record their environment)."""
+    started = _info.when(verdict.audited)
+    assert started is not None
+    unknown = EnvironmentInfo("?", "?", "?", "?", "?", None, None, None)
+    return RunInfo(
+        build_id="audit",
+        task_id=verdict.task_id,
+        namespace=runs[0].namespace if runs else "",
+        name=runs[0].name if runs else "?",
+        outcome="audited",
+        started=started,
+        ended=started,
+        duration=None,
+        digest=verdict.audit_digest,
+        size_raw=None,
+        fingerprint=None,
+        error_type=None,
+        error_message=verdict.error,
+        traceback=None,
+        environment=unknown,
+        verdict=verdict.verdict,
+        recorded_digest=verdict.recorded_digest,
+    )
 
 
 def builds(limit: int | None = 20, *, registry: RegistryRef = None) -> list[BuildInfo]:

@@ -67,6 +67,10 @@ class RunInfo:
     error_message: str | None
     traceback: str | None
     environment: EnvironmentInfo
+    # Set on the entries `history()` adds for audits (outcome "audited"): the verdict
+    # (reproduced, differs, failed, unrecorded) and the digest the audit compared with.
+    verdict: str | None = None
+    recorded_digest: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> RunInfo:
