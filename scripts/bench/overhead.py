@@ -31,13 +31,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from _venvs import CACHE, venv_python
+
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_overhead_worker.py")
-CACHE = Path.home() / ".cache" / "stardag-bench"
+
 THEIRS = "stardag==0.28.0"
 SIDES = ("ours", "theirs")  # also the attributes of the parsed args naming their interpreters
 METRICS = {  # key in the worker's result: label
@@ -48,17 +49,6 @@ METRICS = {  # key in the worker's result: label
     "cold_rss": "peak RSS cold (MiB)",
     "fresh_rss": "peak RSS fresh (MiB)",
 }
-
-
-def venv_python(path: Path, *requirement: str) -> str:
-    """The interpreter of a venv at `path` that has `requirement` (pip arguments), made once."""
-    python, stamp = path / "bin" / "python", path / ".installed"
-    if not stamp.exists() or stamp.read_text() != repr(requirement):
-        print(f"making {path} with {' '.join(requirement)} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement], check=True)
-        stamp.write_text(repr(requirement))
-    return str(python)
 
 
 def run_worker(side: str, phase: str, shape: str, n: int, store: str, a) -> dict:

@@ -25,21 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _venvs import CACHE, venv_python
+
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_registry_worker.py")
-CACHE = Path.home() / ".cache" / "stardag-bench"
+
 RELEASED = "stardag==0.28.0"
-
-
-def venv_python(path: Path, *requirement: str) -> str:
-    """The interpreter of a venv at `path` with `requirement` installed (made once)."""
-    python, stamp = path / "bin" / "python", path / ".installed"
-    if not stamp.exists() or stamp.read_text() != repr(requirement):
-        print(f"making {path} with {' '.join(requirement)} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement], check=True)
-        stamp.write_text(repr(requirement))
-    return str(python)
 
 
 def ours_python() -> str:
