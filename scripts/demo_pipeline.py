@@ -348,7 +348,17 @@ def run_demo(console: Console) -> list[Phase]:
 
     for report in (first, second):
         console.print(report.load(), "\n")
+    show_lineage(console, second)
     return phases
+
+
+def show_lineage(console: Console, report: sd.BaseTask) -> None:
+    """What produced the final report, from the registry (`stardag lineage` prints the same)."""
+    if os.environ.get("STARDAG_NO_REGISTRY", "") not in ("", "0"):
+        return
+    console.rule("lineage of the new report (sd.registry.lineage)")
+    text = sd.registry.lineage(report).to_text()
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> list[Phase]:
