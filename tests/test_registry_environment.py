@@ -5,15 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from stardag.registry import _environment
 from stardag.registry._environment import current_environment, git_state, invocation
-
-
-@pytest.fixture(autouse=True)
-def _fresh_git_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_environment, "GIT_CACHE_S", 0.0)
 
 
 def test_the_environment_lists_installed_packages() -> None:
@@ -51,13 +43,3 @@ def test_a_modified_tracked_file_makes_the_tree_dirty(tmp_path: Path) -> None:
     assert git_state(str(tmp_path)).dirty is False
     (tmp_path / "a.txt").write_text("2")
     assert git_state(str(tmp_path)).dirty is True
-
-
-def test_git_state_is_reused_within_a_short_window(tmp_path: Path) -> None:
-    """Builds in a tight loop share one `git status`; later ones see edits."""
-    _environment.GIT_CACHE_S = 60.0
-    first = git_state(str(tmp_path))
-    _environment._git_cache[str(tmp_path)] = (_environment._git_cache[str(tmp_path)][0], first)
-    assert git_state(str(tmp_path)) is first
-    _environment.GIT_CACHE_S = 0.0
-    assert git_state(str(tmp_path)) is not first

@@ -16,7 +16,6 @@ import platform
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 from blake3 import blake3
@@ -119,24 +118,8 @@ def _username() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "?"
 
 
-# Builds in a tight loop (a script building many small DAGs) reuse one `git status`
-# for this long; an edit between two builds further apart is always seen.
-GIT_CACHE_S = 2.0
-_git_cache: dict[str, tuple[float, GitState]] = {}
-
-
 def git_state(cwd: str) -> GitState:
     """The git commit of `cwd`'s working tree and its dirty flag (tracked files only)."""
-    now = time.monotonic()
-    cached = _git_cache.get(cwd)
-    if cached is not None and now - cached[0] < GIT_CACHE_S:
-        return cached[1]
-    state = _git_status(cwd)
-    _git_cache[cwd] = (now, state)
-    return state
-
-
-def _git_status(cwd: str) -> GitState:
     try:
         done = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
