@@ -34,10 +34,8 @@ def status(
     """Is a task complete, what did its last run do, what did its last audit say."""
     from stardag._describe import status as describe
 
-    known = registry()
-    facts = describe(task_id(task, known), known, stores())
-    if as_json:
-        print_json(facts)
+    facts = _facts(task, describe, as_json)
+    if facts is None:
         return
     out = console()
     mark = "[green]complete[/green]" if facts["complete"] else "[yellow]not complete[/yellow]"
@@ -53,6 +51,16 @@ def status(
     audit = facts["last_audit"]
     if audit:
         out.print(f"  audit    {audit.verdict} at {when(audit.audited)}")
+
+
+def _facts(task: str, describe: Any, as_json: bool) -> dict[str, Any] | None:
+    """The facts `describe` gives about TASK; printed as JSON (and None) with --json."""
+    known = registry()
+    facts: dict[str, Any] = describe(task_id(task, known), known, stores())
+    if as_json:
+        print_json(facts)
+        return None
+    return facts
 
 
 def _label(facts: dict[str, Any]) -> str:
@@ -71,10 +79,8 @@ def show(
     """A task's spec, output digest and sizes, producing build, code and a preview."""
     from stardag._describe import show as describe
 
-    known = registry()
-    facts = describe(task_id(task, known), known, stores())
-    if as_json:
-        print_json(facts)
+    facts = _facts(task, describe, as_json)
+    if facts is None:
         return
     out = console()
     out.print(_label(facts))
