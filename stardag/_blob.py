@@ -21,19 +21,28 @@ raises `CorruptBlobError` at the end if the digest differs.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import io
 import os
 import threading
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import zstandard
 
-from stardag import _hashing
+from stardag import _frames, _hashing
 from stardag._errors import CorruptBlobError, StardagError
+from stardag._frames import (
+    FRAME,
+    MAX_SIZED_FRAME,
+    FrameCompressor,
+    FrameDecoder,
+    FrameError,
+    FrameScanner,
+    decode_into,
+)
 from stardag._rawframe import RawFramer, raw_frame, stored_size_if_raw
 
 if TYPE_CHECKING:
@@ -98,14 +107,6 @@ def compressor(settings: Compression) -> zstandard.ZstdCompressor:
             level=settings.level, write_checksum=True
         )
     return cctx
-
-
-def decompressor() -> zstandard.ZstdDecompressor:
-    """This thread's zstd decompressor, for one-shot calls (a stream gets its own)."""
-    dctx = getattr(_local, "d", None)
-    if dctx is None:
-        dctx = _local.d = zstandard.ZstdDecompressor()
-    return dctx
 
 
 def _byte_view(data: Any) -> memoryview:
@@ -227,6 +228,7 @@ class BlobWriter(io.RawIOBase):
         self._staged: Staged | None = None
         self._encode: Callable[[memoryview], object] | None = None
         self._close_frame: Callable[[], object] | None = None
+        self._drop: Callable[[], object] = lambda: None
         self._compression = UNCOMPRESSED
         self._stored = 0
 
@@ -258,22 +260,15 @@ class BlobWriter(io.RawIOBase):
 
     def _start_streaming(self, upcoming: memoryview) -> None:
         buffered = memoryview(self._buffer)
-        compress = compresses([buffered, upcoming], self._settings)
         self._staged = self.backend.stage()
-        if compress:
+        if compresses([buffered, upcoming], self._settings):
             self._compression = COMPRESSED
-            sink = typing.cast(IO[bytes], _Counting(self))
-            cctx = zstandard.ZstdCompressor(
-                level=self._settings.level, write_checksum=True, threads=self._settings.threads
-            )
-            stream = cctx.stream_writer(sink, closefd=False, write_return_read=True)
-            self._encode = stream.write
-            self._close_frame = lambda: stream.flush(zstandard.FLUSH_FRAME)
+            frames = FrameCompressor(self._put, self._settings.level, self._settings.threads)
+            self._encode, self._close_frame, self._drop = frames.write, frames.finish, frames.abort
         else:
             self._compression = UNCOMPRESSED
             framer = RawFramer(self._put)
-            self._encode = framer.write
-            self._close_frame = framer.finish
+            self._encode, self._close_frame = framer.write, framer.finish
         self._encode(buffered)
         self._buffer = bytearray()
 
@@ -322,38 +317,34 @@ class BlobWriter(io.RawIOBase):
     def abort(self) -> None:
         """Drop everything written; no blob appears."""
         self._buffer = bytearray()
+        self._drop()
         if self._staged is not None:
             self._staged.discard()
             self._staged = None
 
 
-class _Counting:
-    """The file zstd's stream writer writes to: counts, then forwards to the staged file."""
-
-    def __init__(self, writer: BlobWriter) -> None:
-        self._writer = writer
-
-    def write(self, data: Any) -> int:
-        self._writer._put(data)
-        return len(data)
-
-
 class VerifyingReader(io.RawIOBase):
-    """Decompresses a blob into the caller's buffers while hashing them.
+    """Decodes a blob into the caller's buffers while hashing them.
 
-    At the end of the frame a digest mismatch raises `CorruptBlobError`;
+    Frames that say their size are decoded whole, side by side on the zstd workers, each
+    straight into its place in the caller's buffer; the rest of a blob (a raw-block frame,
+    a blob written as one streamed frame) is decoded as a stream. Either way the bytes
+    are hashed in order, and at the end a digest mismatch raises `CorruptBlobError`;
     `verify()` reads whatever is left and checks.
     """
 
-    def __init__(self, raw: IO[bytes], digest: str, task_id: str | None = None) -> None:
+    def __init__(
+        self, raw: IO[bytes], digest: str, task_id: str | None = None, threads: int = 0
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
         self._task_id = task_id
         self._hasher = _hashing.new_hasher()
-        self._reader: Any = zstandard.ZstdDecompressor().stream_reader(
-            raw, read_size=STEP, read_across_frames=True, closefd=False
-        )
+        self._scanner = FrameScanner(raw)
+        self._stream: Any = None  # a zstd stream reader, from the first frame without a size
+        self._threads = threads  # zstd workers decoding sized frames (0: this thread)
+        self._leftover = memoryview(b"")  # the decoded tail of a frame the caller had no room for
         self._done = False
         self.size = 0
 
@@ -364,25 +355,69 @@ class VerifyingReader(io.RawIOBase):
         if self._done:
             return 0
         view = _byte_view(buffer)[:MAX_READ]
-        filled = 0
-        with _Hashing(self._hasher, overlap=len(view) > STEP) as hashing:
-            while filled < len(view):
-                step = view[filled : filled + STEP]
-                got = self._decompress_into(step)
-                if not got:
-                    break
-                hashing.update(step[:got])
-                filled += got
+        try:
+            filled = self._hand_over(self._leftover, view)
+            if self._stream is None and filled < len(view):
+                filled += self._decode_frames(view[filled:])
+            if self._stream is not None and filled < len(view):
+                filled += self._decode_stream(view[filled:])
+        except FrameError as exc:
+            raise corrupt(self._digest, self._task_id, str(exc)) from None
         if not filled:
             self._check()
         self.size += filled
         return filled
 
-    def _decompress_into(self, view: memoryview) -> int:
-        try:
-            return int(self._reader.readinto(view))
-        except zstandard.ZstdError as exc:
-            raise corrupt(self._digest, self._task_id, f"bad zstd frame ({exc})") from None
+    def _hand_over(self, decoded: memoryview, view: memoryview) -> int:
+        """Copy what fits of `decoded` into `view`; keep the rest for the next read."""
+        size = min(len(view), len(decoded))
+        view[:size] = decoded[:size]
+        self._leftover = decoded[size:]
+        return size
+
+    def _decode_frames(self, view: memoryview) -> int:
+        """Decode whole sized frames into `view`; the last may overflow into `_leftover`."""
+        filled = 0
+        overflow = memoryview(b"")
+        with _InOrder(self._hasher, self._threads) as decoding:
+            while filled < len(view) and not overflow:
+                header = self._scanner.peek_header()
+                if header is None:
+                    break
+                size = header.content_size
+                if size is None or size > MAX_SIZED_FRAME:
+                    self._stream = self._open_stream()
+                    break
+                frame = self._scanner.take_frame(header)
+                if size > len(view) - filled:
+                    overflow = memoryview(bytearray(size))
+                    decoding.submit(frame, overflow)
+                else:
+                    decoding.submit(frame, view[filled : filled + size])
+                    filled += size
+        if overflow:  # decoded and hashed by now: hand over what fits
+            filled += self._hand_over(overflow, view[filled:])
+        return filled
+
+    def _open_stream(self) -> Any:
+        dctx = zstandard.ZstdDecompressor()
+        source = cast(IO[bytes], self._scanner)  # it has the `read` a stream reader needs
+        return dctx.stream_reader(source, read_size=STEP, read_across_frames=True)
+
+    def _decode_stream(self, view: memoryview) -> int:
+        filled = 0
+        with _Hashing(self._hasher, overlap=len(view) > STEP) as hashing:
+            while filled < len(view):
+                step = view[filled : filled + STEP]
+                try:
+                    got = int(self._stream.readinto(step))
+                except zstandard.ZstdError as exc:
+                    raise FrameError(f"bad zstd frame ({exc})") from None
+                if not got:
+                    break
+                hashing.update(step[:got])
+                filled += got
+        return filled
 
     def _check(self) -> None:
         self._done = True
@@ -393,13 +428,55 @@ class VerifyingReader(io.RawIOBase):
         """Read to the end and check the digest (`CorruptBlobError` on a mismatch)."""
         scratch = bytearray(STEP)
         while self.readinto(scratch):
-            pass
+            if len(scratch) == STEP:
+                scratch = bytearray(4 * FRAME)  # room for whole frames: they decode in parallel
 
     def close(self) -> None:
         if not self.closed:
-            self._reader.close()
+            if self._stream is not None:
+                self._stream.close()
             self._raw.close()
         super().close()
+
+
+class _InOrder:
+    """Decodes frames on the zstd workers and hashes them in order as each one lands.
+
+    Leaving the block waits for every frame in flight, even after an error, so no worker
+    writes into a buffer after the caller gets it back.
+    """
+
+    def __init__(self, hasher: Any, threads: int) -> None:
+        self._hasher = hasher
+        self._pool = _frames.pool(threads) if threads else None
+        self._window = 2 * max(threads, 1)
+        self._inflight: collections.deque[tuple[concurrent.futures.Future[None], memoryview]] = (
+            collections.deque()
+        )
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def submit(self, frame: bytes, dest: memoryview) -> None:
+        if self._pool is None:
+            decode_into(frame, dest)
+            self._hasher.update(dest)
+            return
+        self._inflight.append((self._pool.submit(decode_into, frame, dest), dest))
+        while len(self._inflight) > self._window:
+            self._land()
+
+    def _land(self) -> None:
+        future, dest = self._inflight.popleft()
+        future.result()
+        self._hasher.update(dest)  # while the workers decode the frames behind it
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None:
+            concurrent.futures.wait([future for future, _ in self._inflight])
+            return
+        while self._inflight:
+            self._land()
 
 
 class VerifyingCopier:
@@ -409,25 +486,21 @@ class VerifyingCopier:
         self._digest = digest
         self._source = source
         self._hasher = _hashing.new_hasher()
-        self._dobj = zstandard.ZstdDecompressor().decompressobj()
-        self._finished = False
+        self._decoder = FrameDecoder()
 
     def feed(self, chunk: bytes) -> None:
-        """Decompress and hash one chunk of the stored frame."""
-        if self._finished and chunk:
-            raise self._corrupt("bytes follow the end of its zstd frame")
+        """Decode and hash one chunk of the stored frames."""
         try:
-            self._hasher.update(self._dobj.decompress(chunk))
-        except zstandard.ZstdError as exc:
-            raise self._corrupt(f"bad zstd frame ({exc})") from None
-        self._finished = bool(self._dobj.eof)
+            self._hasher.update(self._decoder.feed(chunk))
+        except FrameError as exc:
+            raise self._corrupt(str(exc)) from None
 
     def check(self) -> None:
-        """Raise `CorruptBlobError` unless the frame was whole and hashed to the digest."""
-        if not self._finished:
-            raise self._corrupt("its zstd frame is cut short")
-        if self._dobj.unused_data:
-            raise self._corrupt("bytes follow the end of its zstd frame")
+        """Raise `CorruptBlobError` unless the frames were whole and hashed to the digest."""
+        try:
+            self._decoder.finish()
+        except FrameError as exc:
+            raise self._corrupt(str(exc)) from None
         if self._hasher.hexdigest() != self._digest:
             raise self._corrupt("its bytes hash to another digest")
 

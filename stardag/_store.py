@@ -2,7 +2,7 @@
 
 Layout under a root (documented in docs/identity-and-storage.md):
 
-    objects/<d[:2]>/<d[2:]>          one zstd frame of the bytes whose blake3 is d (`_blob`)
+    objects/<d[:2]>/<d[2:]>          zstd frames of the bytes whose blake3 is d (`_blob`)
     records/<id[:2]>/<id[2:]>.json   action record: spec, digest, serializer, sizes (`_record`)
     tmp/<random>                     writes in progress (renamed away when complete)
 
@@ -25,8 +25,6 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from stardag import _hashing
 from stardag._backends import Backend, FileStat, LocalBackend, backend_for
 from stardag._blob import (
@@ -38,9 +36,9 @@ from stardag._blob import (
     VerifyingCopier,
     VerifyingReader,
     corrupt,
-    decompressor,
 )
 from stardag._errors import BlobNotFoundError, InvalidKeyError
+from stardag._frames import FrameError, decode_all
 from stardag._record import ActionRecord, now_iso
 
 __all__ = [
@@ -160,7 +158,8 @@ class Store:
             raw = self.backend.open_read(blob_path(digest))
         except FileNotFoundError:
             raise _missing(digest, task_id) from None
-        return VerifyingReader(raw, digest, task_id)
+        threads = (self.compression or Compression.from_env()).threads
+        return VerifyingReader(raw, digest, task_id, threads)
 
     def read_blob(self, digest: str, task_id: str | None = None) -> bytes:
         """A blob's uncompressed bytes, verified against the digest."""
@@ -168,13 +167,10 @@ class Store:
             raw = self.backend.read_bytes(blob_path(digest))
         except FileNotFoundError:
             raise _missing(digest, task_id) from None
-        dobj = decompressor().decompressobj()
         try:
-            data = dobj.decompress(raw)
-        except zstandard.ZstdError as exc:
-            raise corrupt(digest, task_id, f"bad zstd frame ({exc})") from None
-        if not dobj.eof or dobj.unused_data:
-            raise corrupt(digest, task_id, "it is not exactly one whole zstd frame")
+            data = decode_all(raw)
+        except FrameError as exc:
+            raise corrupt(digest, task_id, str(exc)) from None
         if _hashing.digest_bytes(data) != digest:
             raise corrupt(digest, task_id, "its bytes hash to another digest")
         return data

@@ -2,7 +2,7 @@
 
 Checks, each reported as a `Finding` of one `Kind`, with the task ids and digest:
 
-- every blob is exactly one whole zstd frame whose bytes hash to its name
+- every blob is a whole run of zstd frames whose bytes hash to its name
   (`corrupt-frame`, `truncated-frame`, `digest-mismatch`);
 - every action record parses, its spec hashes to its task id, and every blob it
   needs is stored (`invalid-record`, `spec-mismatch`, `missing-blob`);
@@ -28,11 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import zstandard
-
 from stardag import _hashing
-from stardag._blob import STEP, decompressor
+from stardag._blob import STEP
 from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordError
+from stardag._frames import FrameDecoder, FrameError
 from stardag._record import ActionRecord
 from stardag._store import Store, blob_path, record_path
 
@@ -117,20 +116,15 @@ def check_blob(store: Store, digest: str) -> tuple[Kind, str] | None:
         raw = store.backend.open_read(blob_path(digest))
     except FileNotFoundError:
         return Kind.MISSING_BLOB, "the blob is gone"
-    dobj = decompressor().decompressobj()
+    decoder = FrameDecoder()
     hasher = _hashing.new_hasher()
-    with raw:
-        while chunk := raw.read(STEP):
-            try:
-                hasher.update(dobj.decompress(chunk))
-            except zstandard.ZstdError as exc:
-                return Kind.CORRUPT_FRAME, f"bad zstd frame ({exc})"
-            if dobj.eof:
-                if dobj.unused_data or raw.read(1):
-                    return Kind.CORRUPT_FRAME, "bytes follow the end of its zstd frame"
-                break
-    if not dobj.eof:
-        return Kind.TRUNCATED_FRAME, "its zstd frame ends before it is whole"
+    try:
+        with raw:
+            while chunk := raw.read(STEP):
+                hasher.update(decoder.feed(chunk))
+        decoder.finish()
+    except FrameError as exc:
+        return (Kind.TRUNCATED_FRAME if exc.truncated else Kind.CORRUPT_FRAME), str(exc)
     actual = hasher.hexdigest()
     if actual != digest:
         return Kind.DIGEST_MISMATCH, f"its bytes hash to {actual}"
