@@ -1,22 +1,24 @@
 """Blobs: one output's bytes, named by their blake3, framed as zstd, written and read as streams.
 
-Every blob is one zstd frame (RFC 8878), so `zstd -dc <blob> | b3sum` checks any of
-them. How the frame holds the bytes depends on a sample of them:
+Every blob is a standard zstd stream (RFC 8878), so `zstd -dc <blob> | b3sum` checks any
+of them. How it holds the bytes depends on a sample of them:
 
-- compressible bytes are compressed at `STARDAG_ZSTD_LEVEL` (default 1), frame checksum on;
+- compressible bytes are compressed at `STARDAG_ZSTD_LEVEL` (default 1), frame checksum
+  on; past `SMALL_BLOB` as a run of frames of `_frames.FRAME` bytes, each saying its size;
 - bytes whose sample does not shrink by `MIN_SAVING` (float arrays, images, already
-  compressed data) go in *raw blocks*: a 3-byte header per 128 KiB and no checksum (the
-  blake3 digest covers them), so storing them costs a copy, not a compression.
+  compressed data) go in one frame of *raw blocks*: a 3-byte header per 128 KiB and no
+  checksum (the blake3 digest covers them), so storing them costs a copy, not a compression.
 
 The record's `compression` says which (`"zstd"` or `"none"`). The digest is always blake3
 of the raw bytes, so the framing can change without changing any name.
 
 Writing streams: a `BlobWriter` hashes and frames each chunk as it arrives, into a staged
-file, holding at most `SMALL_BLOB` bytes of its own (plus zstd's buffers). Large blobs
-are compressed by `STARDAG_ZSTD_THREADS` zstd workers (default: one per core, up to 4)
-while the writing thread hashes. Reading streams too: a `VerifyingReader` decompresses
-into the caller's buffer and hashes it there (on a helper thread, one step behind), and
-raises `CorruptBlobError` at the end if the digest differs.
+file, holding at most `SMALL_BLOB` bytes of its own (plus a few frames in flight). Large
+blobs are compressed frame by frame by `STARDAG_ZSTD_THREADS` zstd workers (default: one
+per core, up to 4) while the writing thread hashes. Reading streams too: a
+`VerifyingReader` decodes sized frames on the same workers straight into the caller's
+buffer (other frames as a stream), hashes the bytes in order, and raises
+`CorruptBlobError` at the end if the digest differs.
 """
 
 from __future__ import annotations

@@ -120,19 +120,16 @@ def test_something_that_is_not_hex_is_a_reference_error() -> None:
         sd.registry.lineage("not-a-task")
 
 
-def test_lineage_of_ten_thousand_tasks_is_fast() -> None:
-    """Upstream of the root of a 10,000-task tree answers well under a second."""
+def test_lineage_of_ten_thousand_tasks_is_whole() -> None:
+    """Upstream of the root of a 10,000-task tree has every node and edge (speed: bench)."""
     ids = [f"{i:064x}" for i in range(10_000)]
     edges = [(ids[(i - 1) // 2], ids[i]) for i in range(1, len(ids))]  # a binary tree
     _insert_tasks(ids, edges)
-    started = time.perf_counter()
     up = sd.registry.lineage(ids[0])
     down = sd.registry.lineage(ids[-1], "down")
-    elapsed = time.perf_counter() - started
     assert len(up) == 10_000 and len(up.edges) == 9_999
     assert len(down) == 14  # the path from a deepest leaf to the root
     assert len(list(up)) == 10_000
-    assert elapsed < 1.0
 
 
 def _insert_tasks(ids: list[str], edges: list[tuple[str, str]]) -> None:
