@@ -474,11 +474,11 @@ class _InOrder:
         self._hasher.update(dest)  # while the workers decode the frames behind it
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if exc_type is not None:
+        try:
+            while self._inflight and exc_type is None:
+                self._land()
+        finally:  # after an error too: the frames still in flight write into the caller's buffer
             concurrent.futures.wait([future for future, _ in self._inflight])
-            return
-        while self._inflight:
-            self._land()
 
 
 class VerifyingCopier:
