@@ -26,6 +26,8 @@ from stardag._version import __version__
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
 from stardag.registry._environment import (
+    Environment,
+    GitState,
     current_environment,
     git_state,
     invocation,
@@ -118,15 +120,19 @@ class Recorder:
 
     # -- the writer side (its own thread) ----------------------------------------------
     def _run(self) -> None:
-        pending_env = True
+        # Read while the build checks what is complete: the code as the build began.
+        setting: tuple[Environment, GitState] | None = None
+        try:
+            setting = current_environment(), git_state(self._cwd)
+        except Exception as exc:  # noqa: BLE001  # reported at the end of the build
+            self._fail(exc)
         while True:
             events, ended = self._take()
             try:
                 batch = self._rows.rows(events, build_error=self._build_error)
-                if pending_env:
-                    batch.environment = current_environment()
-                    batch.git = git_state(self._cwd)
-                    pending_env = False
+                if setting is not None:
+                    batch.environment, batch.git = setting
+                    setting = None
                 if not batch.empty():
                     self._rows.backfill_cached(self.registry, batch)
                     self.registry.write(batch.write)
