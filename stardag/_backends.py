@@ -12,6 +12,7 @@ is a `BackendError` naming the root and the operation.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Collection, Iterator
@@ -88,8 +89,17 @@ def fsync_enabled() -> bool:
     return os.environ.get("STARDAG_FSYNC", "0").lower() in ("1", "true", "yes")
 
 
+# What a writer sees when the disk is full, over quota, or past the file size limit.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def fail(url: str, operation: str, path: str, exc: BaseException) -> NoReturn:
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        detail += (
+            ". There is no room left to write it: free some space (`stardag gc` removes "
+            "outputs nothing needs) and build again"
+        )
     raise BackendError(
         f"storage backend {url} failed to {operation} {path!r}: {detail}", url=url
     ) from exc

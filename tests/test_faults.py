@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import resource
 import select
+import signal
 import socket
 import threading
 import uuid
@@ -178,3 +181,30 @@ def test_remote_that_stops_answering_leaves_no_record(
         task.output().save(task.run())
     direct = Store(s3_url, storage_options=s3_options)
     assert list(direct.iter_records()) == [] and list(direct.iter_blobs()) == []
+
+
+@contextlib.contextmanager
+def _file_size_limit(size: int) -> Iterator[None]:
+    """Writes past `size` bytes fail with EFBIG, as writes to a full disk fail with ENOSPC."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not a dead process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_no_room_mid_blob_is_a_clear_error_and_keeps_nothing(stardag_home: Path) -> None:
+    """Out of room halfway through a 2 MiB output: BackendError, no file kept, rebuild works."""
+    task = Blob(seed=7)
+    with _file_size_limit(1 << 20), pytest.raises(sd.BackendError) as caught:
+        sd.build(task)
+    assert "no room left" in str(caught.value) and "stardag gc" in str(caught.value)
+    store = Store(str(stardag_home / "store"))
+    assert list(store.iter_blobs()) == [] and list(store.iter_records()) == []
+    assert list(store.backend.walk("tmp")) == []
+    assert not task.complete()
+    sd.build(task)
+    assert task.load() == task.run()
