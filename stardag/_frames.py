@@ -110,15 +110,11 @@ class FrameScanner:
             self._buffer += chunk
         return True
 
-    def at_end(self) -> bool:
-        """Whether every stored byte was consumed."""
-        return not self._ensure(1)
-
     def peek_header(self) -> FrameHeader | None:
         """The header of the next frame, skipping skippable frames; None at the end."""
         while self._ensure(1):
             self._ensure(18)  # the longest frame header
-            head = memoryview(self._buffer)[self._pos : self._pos + 18]
+            head = bytes(self._buffer[self._pos : self._pos + 18])  # no view: the buffer grows
             if len(head) >= 8 and int.from_bytes(head[:4], "little") & ~0xF == _SKIPPABLE_MAGIC:
                 self._skip(8 + int.from_bytes(head[4:8], "little"))
                 continue
@@ -136,7 +132,12 @@ class FrameScanner:
     def take_frame(self, header: FrameHeader) -> bytes:
         """The whole frame that starts here (`header` from `peek_header`), block by block."""
         end = header.size
+        # A block holds at least one byte of content in at most 4 stored bytes.
+        sized = header.content_size is not None
+        limit = header.size + 4 * (header.content_size or 0) + _BLOCK_HEADER + _CHECKSUM
         while True:
+            if sized and end > limit:
+                raise FrameError("a zstd frame has more blocks than its content size allows")
             if not self._ensure(end + _BLOCK_HEADER):
                 raise FrameError("its zstd frame ends before it is whole", truncated=True)
             at = self._pos + end

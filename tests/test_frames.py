@@ -115,7 +115,8 @@ def test_sized_frames_then_a_raw_frame_switch_to_streaming(store: Store) -> None
 def test_a_skippable_frame_is_skipped(store: Store) -> None:
     """zstd's skippable frames (metadata) between frames carry no bytes of the blob."""
     cctx = zstandard.ZstdCompressor(write_checksum=True)
-    skippable = (0x184D2A53).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"hello"
+    note = b"n" * (2 << 20)  # past one read: the scanner's buffer grows while skipping
+    skippable = (0x184D2A53).to_bytes(4, "little") + len(note).to_bytes(4, "little") + note
     stored = cctx.compress(DATA[:FRAME]) + skippable + cctx.compress(DATA[FRAME:])
     digest = _put_stored(store, stored)
     with store.open_blob(digest) as reader:
@@ -174,6 +175,17 @@ def test_a_frame_longer_than_its_header_says_is_corrupt(store: Store) -> None:
     digest = blake3(DATA[:1000]).hexdigest()
     store.backend.put_bytes(blob_path(digest), bytes(frame))
     with store.open_blob(digest) as reader, pytest.raises(sd.CorruptBlobError):
+        reader.read()
+
+
+def test_a_frame_with_more_blocks_than_its_size_allows_is_corrupt(store: Store) -> None:
+    """Blocks past what the content size allows stop the scan before it buffers them all."""
+    header = b"\x28\xb5\x2f\xfd\x20\x0a"  # single segment, content size 10
+    one_byte_block = (1 << 3).to_bytes(3, "little") + b"x"  # raw, not last
+    frame = header + one_byte_block * 20 + (1 | (1 << 3)).to_bytes(3, "little") + b"x"
+    digest = blake3(b"x" * 10).hexdigest()
+    store.backend.put_bytes(blob_path(digest), frame)
+    with store.open_blob(digest) as reader, pytest.raises(sd.CorruptBlobError, match="blocks"):
         reader.read()
 
 
