@@ -23,7 +23,7 @@ from sqlalchemy import Column, Connection, Float, MetaData, String, Table, selec
 from stardag._store import ActionRecord, Store, store_for
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
-from stardag.registry._reindex import _output_row, _task_row
+from stardag.registry._reindex import _task_row
 
 if TYPE_CHECKING:
     from stardag._task import BaseTask
@@ -101,7 +101,7 @@ def record_pull(
     """Record pulled tasks: specs, lineage edges, outputs (in `local`) and fetch rows."""
     opened = resolve(registry)
     tasks, edges = lineage_rows(records)
-    outputs = [_output_row(record, local) for record in records]
+    outputs = [_writes.output_row(record, local.url, None) for record in records]
     now = time.time()
     fetches = [_fetch_row(r.task_id, r.digest, remote, "pull", None, now) for r in records]
 

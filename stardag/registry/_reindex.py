@@ -66,7 +66,7 @@ def _write(registry: Registry, store: Store, batch: list[ActionRecord]) -> int:
         tasks.append(_task_row(record, now))
         edges += _writes.edge_rows(record.task_id, record.requires, "static")
         edges += _writes.edge_rows(record.task_id, record.dynamic, "dynamic")
-        outputs.append(_output_row(record, store))
+        outputs.append(_writes.output_row(record, store.url, None))  # reading is no use
 
     def write(conn: Connection) -> None:
         _writes.put_tasks(conn, tasks)
@@ -86,18 +86,3 @@ def _task_row(record: ActionRecord, now: float) -> _writes.Row:
         return _writes.spec_row(record.task_id, spec, now)
     module, qualname = code_location(cls)
     return _writes.spec_row(record.task_id, spec, now, module, qualname, fingerprint(cls))
-
-
-def _output_row(record: ActionRecord, store: Store) -> _writes.Row:
-    created = _writes.parse_time(record.created)
-    return {
-        "task_id": record.task_id,
-        "digest": record.digest,
-        "serializer": record.serializer,
-        "size_raw": record.size_raw,
-        "size_stored": record.size_stored,
-        "created": created,
-        "build_id": None,  # an existing row keeps the build that wrote it
-        "store": store.url,
-        "last_used": created,  # reading a record is no use of it
-    }

@@ -156,17 +156,8 @@ class RowMaker:
         }
 
     def _output(self, task: BaseTask, record: ActionRecord, build: bool = True) -> Row:
-        return {
-            "task_id": record.task_id,
-            "digest": record.digest,
-            "serializer": record.serializer,
-            "size_raw": record.size_raw,
-            "size_stored": record.size_stored,
-            "created": _writes.parse_time(record.created),
-            "build_id": self.build_id if build else None,
-            "store": self._store_url(task),
-            "last_used": time.time(),
-        }
+        build_id = self.build_id if build else None
+        return _writes.output_row(record, self._store_url(task), build_id, time.time())
 
     def _code_of(self, cls: type) -> tuple[str, str, str | None]:
         found = self._code.get(cls)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from stardag import _hashing
 from stardag.registry import _bulk, _models
 from stardag.registry._environment import Environment
+
+if TYPE_CHECKING:
+    from stardag._record import ActionRecord
 
 Row = dict[str, Any]
 
@@ -67,6 +70,30 @@ def spec_row(
         "qualname": qualname,
         "fingerprint": code_fingerprint,
         "first_seen": seen,
+    }
+
+
+def output_row(
+    record: ActionRecord,
+    store_url: str | None,
+    build_id: str | None,
+    last_used: float | None = None,
+) -> Row:
+    """The outputs row of an action record in a store (`last_used` defaults to its creation).
+
+    `build_id` None: an existing row keeps the build that wrote it.
+    """
+    created = parse_time(record.created)
+    return {
+        "task_id": record.task_id,
+        "digest": record.digest,
+        "serializer": record.serializer,
+        "size_raw": record.size_raw,
+        "size_stored": record.size_stored,
+        "created": created,
+        "build_id": build_id,
+        "store": store_url,
+        "last_used": created if last_used is None else last_used,
     }
 
 
