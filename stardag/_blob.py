@@ -43,6 +43,7 @@ from stardag._frames import (
     FrameDecoder,
     FrameError,
     FrameScanner,
+    compressor,
     decode_into,
 )
 from stardag._rawframe import RawFramer, raw_frame, stored_size_if_raw
@@ -62,8 +63,6 @@ SAMPLE_SLICES = 4
 SAMPLE_SLICE = 64 << 10
 COMPRESSED = "zstd"
 UNCOMPRESSED = "none"
-
-_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -96,21 +95,6 @@ def _env_int(name: str, default: int) -> int:
         raise StardagError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def compressor(settings: Compression) -> zstandard.ZstdCompressor:
-    """This thread's zstd compressor for `settings` (checksum on), for one-shot calls.
-
-    A zstd context serves one operation at a time: a stream (which may be interleaved
-    with another in the same thread) gets a context of its own instead.
-    """
-    cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
-    cctx = cache.get(settings.level)
-    if cctx is None:
-        cctx = cache[settings.level] = zstandard.ZstdCompressor(
-            level=settings.level, write_checksum=True
-        )
-    return cctx
-
-
 def _byte_view(data: Any) -> memoryview:
     view = data if isinstance(data, memoryview) else memoryview(data)
     if view.format != "B" or view.ndim != 1:
@@ -124,7 +108,7 @@ def compresses(pieces: list[memoryview], settings: Compression) -> bool:
     total = sum(len(s) for s in sample)
     if total == 0:
         return False
-    cctx = compressor(settings)
+    cctx = compressor(settings.level)
     shrunk = sum(len(cctx.compress(s)) for s in sample)
     return shrunk <= (1 - MIN_SAVING) * total
 
@@ -304,7 +288,7 @@ class BlobWriter(io.RawIOBase):
             return self._existing(digest, path)
         view = memoryview(data)
         if compresses([view], self._settings):
-            stored, compression = compressor(self._settings).compress(data), COMPRESSED
+            stored, compression = compressor(self._settings.level).compress(data), COMPRESSED
         else:
             stored, compression = raw_frame(view), UNCOMPRESSED
         self.backend.put_bytes(path, stored)

@@ -272,13 +272,22 @@ class FrameCompressor:
         self._pending = bytearray()
 
 
-def _compress(data: bytearray, level: int) -> bytes:
-    """One frame, content size and checksum in it, by this thread's compressor."""
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor at `level` (checksum on), for one-shot calls.
+
+    A zstd context serves one operation at a time: a stream (which may be interleaved
+    with another in the same thread) gets a context of its own instead.
+    """
     cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
     cctx = cache.get(level)
     if cctx is None:
         cctx = cache[level] = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return cctx.compress(data)
+    return cctx
+
+
+def _compress(data: bytearray, level: int) -> bytes:
+    """One frame, content size and checksum in it."""
+    return compressor(level).compress(data)
 
 
 _POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
