@@ -1,7 +1,7 @@
 """Regenerate `schema/` (DDL, JSON Schemas, migrations) from the code.
 
 Run after changing the registry models, a migration, the action record or the
-task spec: `python scripts/gen_schema.py`. tests/test_registry_schema.py fails
+task spec: `python scripts/gen_schema.py`. tests/registry/test_registry_schema.py fails
 until the files match the code.
 """
 

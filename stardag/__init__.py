@@ -19,8 +19,6 @@ assert sum_task.load() == 6
 
 import typing as _typing
 
-from stardag._decorator import FunctionTask, task
-from stardag._directory import Directory
 from stardag._errors import (
     AmbiguousTaskIdError,
     BackendError,
@@ -53,20 +51,6 @@ from stardag._errors import (
     UnknownRootKeyError,
     UntrustedRemoteError,
 )
-from stardag._events import BuildEvent, BuildListener, EventKind
-from stardag._fields import Depends, SubClass, TaskLoads
-from stardag._registry_classes import auto_namespace, namespace
-from stardag._remote import PullReport, PushReport, WriteThrough, pull, push
-from stardag._stored import AutoTask, Output, Task
-from stardag._target import FileTarget, LocalFileTarget, get_file_target, get_target
-from stardag._task import (
-    BaseTask,
-    LoadableTask,
-    StardagField,
-    TargetTask,
-    TaskStruct,
-    flatten_task_struct,
-)
 from stardag._version import __version__
 from stardag.build import (
     BuildFailedError,
@@ -77,10 +61,27 @@ from stardag.build import (
     build_sequential,
     build_sequential_aio,
 )
+from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.build._write_through import WriteThrough
+from stardag.remote._sharing import PullReport, PushReport, pull, push
+from stardag.store._directory import Directory
+from stardag.task._base import (
+    BaseTask,
+    LoadableTask,
+    StardagField,
+    TargetTask,
+    TaskStruct,
+    flatten_task_struct,
+)
+from stardag.task._classes import auto_namespace, namespace
+from stardag.task._decorator import FunctionTask, task
+from stardag.task._fields import Depends, SubClass, TaskLoads
+from stardag.task._stored import AutoTask, Output, Task
+from stardag.task._target import FileTarget, LocalFileTarget, get_file_target, get_target
 
 if _typing.TYPE_CHECKING:
     from stardag import registry
-    from stardag._audit import audit
+    from stardag.maintenance._audit import audit
 
 __all__ = [
     "AmbiguousTaskIdError",
@@ -163,7 +164,7 @@ def __getattr__(name: str) -> _typing.Any:
 
         return importlib.import_module("stardag.registry")
     if name == "audit":  # records verdicts in the registry: imported on first use too
-        from stardag._audit import audit
+        from stardag.maintenance._audit import audit
 
         return audit
     raise AttributeError(f"module 'stardag' has no attribute {name!r}")

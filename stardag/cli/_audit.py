@@ -34,9 +34,9 @@ def audit(
     Each verdict (reproduced, or differs with both digests) is recorded in the
     registry; `stardag history TASK` shows it.
     """
-    from stardag._audit import audit as run_audit
-    from stardag._rebuild import rebuild
-    from stardag._resolve import is_import_reference, task_named
+    from stardag.maintenance._audit import audit as run_audit
+    from stardag.maintenance._rebuild import rebuild
+    from stardag.maintenance._resolve import is_import_reference, task_named
 
     known = registry()
     target = task_named(task) if is_import_reference(task) else None

@@ -26,7 +26,7 @@ class _Outcome:
     summary: Any = None
 
     def handle(self, event: Any) -> None:
-        from stardag._events import EventKind
+        from stardag.build._events import EventKind
 
         if event.kind is EventKind.BUILD_ENDED:
             self.summary = event.summary
@@ -51,9 +51,9 @@ def build(
 ) -> None:
     """Build a task and its upstream, showing progress; exit 1 if anything failed."""
     import stardag as sd
-    from stardag._events import BuildListener
-    from stardag._progress import Progress
-    from stardag._resolve import tasks_named
+    from stardag.build._events import BuildListener
+    from stardag.build._progress import Progress
+    from stardag.maintenance._resolve import tasks_named
 
     tasks = tasks_named(target)
     outcome = _Outcome()

@@ -21,8 +21,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from stardag._store import Store
     from stardag.registry import Registry
+    from stardag.store._store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,7 +105,7 @@ def registry(create: bool = False) -> Registry:
 def store(root: str = "default") -> Store:
     """The store of a root key, as configured now."""
     from stardag._config import target_root
-    from stardag._store import store_for
+    from stardag.store._store import store_for
 
     return store_for(target_root(root))
 
@@ -113,7 +113,7 @@ def store(root: str = "default") -> Store:
 def stores() -> list[Store]:
     """Every configured store, the default first."""
     from stardag._config import target_roots
-    from stardag._store import store_for
+    from stardag.store._store import store_for
 
     roots = target_roots()
     keys = sorted(roots, key=lambda k: (k != "default", k))
@@ -122,7 +122,7 @@ def stores() -> list[Store]:
 
 def task_id(reference: str, known: Registry | None = None) -> str:
     """The task id a TASK argument names."""
-    from stardag._resolve import resolve_task_id
+    from stardag.maintenance._resolve import resolve_task_id
 
     return resolve_task_id(reference, known, stores())
 
@@ -130,7 +130,7 @@ def task_id(reference: str, known: Registry | None = None) -> str:
 # -- parsing -----------------------------------------------------------------------------------
 def duration(text: str, what: str) -> float:
     """Seconds in a duration such as `90`, `30m`, `1h`, `7d` or `2w`."""
-    from stardag._settings import parse_duration
+    from stardag.maintenance._settings import parse_duration
 
     try:
         return parse_duration(text)

@@ -10,7 +10,7 @@ from stardag.cli._common import JsonFlag, command, console, print_json
 @command
 def show(as_json: JsonFlag = False) -> None:
     """Every setting: its value now and where it came from."""
-    from stardag._settings import effective
+    from stardag.maintenance._settings import effective
 
     found = effective()
     if as_json:

@@ -20,8 +20,8 @@ from stardag.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from stardag._gc import GcPlan
-    from stardag._sweep import GcResult
+    from stardag.maintenance._gc import GcPlan
+    from stardag.maintenance._sweep import GcResult
 
 
 @app.command()
@@ -52,9 +52,9 @@ def gc(
     A dry run by default: it says what it would delete (by task family) and what it
     keeps (by reason). Anything written or reused within the grace period is kept.
     """
-    from stardag import _settings
-    from stardag._gc import DEFAULT_GRACE, GcRoots, mark
-    from stardag._sweep import sweep
+    from stardag.maintenance import _settings
+    from stardag.maintenance._gc import DEFAULT_GRACE, GcRoots, mark
+    from stardag.maintenance._sweep import sweep
     from stardag.registry._existing import exists
 
     known = registry() if exists() or not tasks else None
@@ -78,7 +78,7 @@ def gc(
 
 
 def _explain(plan: GcPlan, key: str, known: Any) -> None:
-    from stardag._resolve import is_digest
+    from stardag.maintenance._resolve import is_digest
 
     blobs = {*plan.live_blobs, *plan.recent_blobs, *(c.key for c in plan.blobs)}
     if not (is_digest(key) and key in blobs):

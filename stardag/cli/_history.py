@@ -148,7 +148,7 @@ def explain(
 ) -> None:
     """Why a task would run in the next build, or why it is a cache hit."""
     import stardag.registry
-    from stardag._resolve import is_import_reference, task_named
+    from stardag.maintenance._resolve import is_import_reference, task_named
 
     known = registry()
     subject: Any = task_named(task) if is_import_reference(task) else task_id(task, known)

@@ -32,7 +32,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Is a task complete, what did its last run do, what did its last audit say."""
-    from stardag._describe import status as describe
+    from stardag.maintenance._describe import status as describe
 
     facts = _facts(task, describe, as_json)
     if facts is None:
@@ -77,7 +77,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """A task's spec, output digest and sizes, producing build, code and a preview."""
-    from stardag._describe import show as describe
+    from stardag.maintenance._describe import show as describe
 
     facts = _facts(task, describe, as_json)
     if facts is None:
@@ -137,7 +137,7 @@ def cat(
     ],
 ) -> None:
     """Write a task's output (or a blob), verified, as raw bytes to stdout."""
-    from stardag._describe import find_record
+    from stardag.maintenance._describe import find_record
 
     everywhere = stores()
     known = registry() if _registry_exists() else None
@@ -162,7 +162,7 @@ def _registry_exists() -> bool:
 
 
 def _is_task(key: str, known: Any) -> bool:
-    from stardag._resolve import find_task_ids
+    from stardag.maintenance._resolve import find_task_ids
 
     return bool(find_task_ids(key, known, stores()))
 
@@ -185,7 +185,7 @@ def _inline_output(digest: str, everywhere: list[Any], known: Any) -> bytes | No
     if known is None:
         return None
     import stardag.registry
-    from stardag._describe import find_record
+    from stardag.maintenance._describe import find_record
 
     for producer in stardag.registry.producers(digest, registry=known):
         store, record = find_record(producer.task_id, everywhere)
@@ -196,7 +196,7 @@ def _inline_output(digest: str, everywhere: list[Any], known: Any) -> bytes | No
 
 def _copy_blob(store: Any, digest: str, owner: str | None) -> None:
     """Small blobs are verified before a byte is written; large ones stream, then verify."""
-    from stardag._store import SMALL_BLOB
+    from stardag.store._store import SMALL_BLOB
 
     if store.stat_blob(digest).size <= SMALL_BLOB:
         sys.stdout.buffer.write(store.read_blob(digest, owner))

@@ -28,7 +28,7 @@ def pin(
     task: Annotated[str, typer.Argument(metavar="TASK", help=TASK_HELP)],
 ) -> None:
     """Pin a task: it and its whole upstream survive every gc."""
-    from stardag._resolve import is_import_reference
+    from stardag.maintenance._resolve import is_import_reference
     from stardag.registry._pins import pin as add
 
     known = registry(create=is_import_reference(task))

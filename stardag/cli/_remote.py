@@ -40,7 +40,7 @@ def add(
     ] = None,
 ) -> None:
     """Add or reconfigure a remote cache."""
-    from stardag import _remotes_config
+    from stardag.remote import _config as _remotes_config
 
     remote = _remotes_config.add(
         name, url, trusted=trusted, write_through=write_through, default=default
@@ -52,7 +52,7 @@ def add(
 @command
 def remove(name: Annotated[str, typer.Argument(help="The remote to forget.")]) -> None:
     """Forget a remote (the store behind it is left alone)."""
-    from stardag import _remotes_config
+    from stardag.remote import _config as _remotes_config
 
     removed = _remotes_config.remove(name)
     console().print(f"removed remote [bold]{removed.name}[/bold] ({removed.url})")
@@ -62,7 +62,7 @@ def remove(name: Annotated[str, typer.Argument(help="The remote to forget.")]) -
 @command
 def list_remotes(as_json: JsonFlag = False) -> None:
     """Every configured remote; `*` marks the active one (STARDAG_REMOTE overrides)."""
-    from stardag import _remotes_config
+    from stardag.remote import _config as _remotes_config
 
     config = _remotes_config.load()
     active = _remotes_config.active()
@@ -109,7 +109,7 @@ def push(
     as_json: JsonFlag = False,
 ) -> None:
     """Upload the closure of tasks: the blobs the remote lacks, then their records."""
-    from stardag._remote import push as push_closure
+    from stardag.remote._sharing import push as push_closure
 
     references, remote = _split_remote(tasks or [], remote)
     if not references and not every:
@@ -129,10 +129,10 @@ def pull(
     as_json: JsonFlag = False,
 ) -> None:
     """Download the closure of tasks, verified, and record their lineage in the registry."""
-    from stardag import _remotes_config
-    from stardag._remote import pull as pull_closure
-    from stardag._resolve import resolve_task_id
-    from stardag._store import store_for
+    from stardag.maintenance._resolve import resolve_task_id
+    from stardag.remote import _config as _remotes_config
+    from stardag.remote._sharing import pull as pull_closure
+    from stardag.store._store import store_for
 
     references, remote = _split_remote(tasks, remote)
     if not references:

@@ -19,7 +19,7 @@ from stardag.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from stardag._verify import VerifyReport
+    from stardag.maintenance._verify import VerifyReport
 
 
 @app.command()
@@ -43,7 +43,7 @@ def verify(
     stored. --repair deletes damaged blobs and the records needing them (their tasks
     rebuild next time), invalid records and orphan temp files.
     """
-    from stardag._verify import verify as check
+    from stardag.maintenance._verify import verify as check
     from stardag.registry._existing import exists
 
     known = None

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from stardag._store import Store
-from stardag._task import BaseTask
 from stardag.registry import _audits, _explain, _history, _info, _lineage, _lookup, _reindex
 from stardag.registry._db import Registry, default_url, open_registry, resolve
 from stardag.registry._explain import Difference, Explanation
@@ -36,6 +34,8 @@ from stardag.registry._info import BuildInfo, EnvironmentInfo, OutputInfo, Produ
 from stardag.registry._lineage import Direction
 from stardag.registry._pins import Pin, pin, pins, unpin
 from stardag.registry._reindex import ReindexReport
+from stardag.store._store import Store
+from stardag.task._base import BaseTask
 
 __all__ = [
     "BuildInfo",

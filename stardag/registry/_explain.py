@@ -17,15 +17,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from stardag import _config, _registry_classes
-from stardag._store import Store, store_for
-from stardag._stored import Task
-from stardag._task import BaseTask, flatten_task_struct
+from stardag import _config
 from stardag.registry import _history, _lookup
 from stardag.registry._db import Registry
 from stardag.registry._fingerprint import fingerprint
 from stardag.registry._info import OutputInfo, RunInfo
 from stardag.registry._writes import RUNS, TASKS
+from stardag.store._store import Store, store_for
+from stardag.task import _classes
+from stardag.task._base import BaseTask, flatten_task_struct
+from stardag.task._stored import Task
 
 CANDIDATES = 200  # recent task ids of the family considered for "nearest"
 
@@ -108,7 +109,7 @@ def _subject(registry: Registry, ref: BaseTask | str) -> _Subject:
     output = registry.read(lambda conn: _history.latest_output(conn, task_id))
     store = store_for(output.store if output and output.store else _config.target_root())
     complete, reason = _store_verdict(store, task_id)
-    cls = _registry_classes.registered().get((row.namespace, row.name))
+    cls = _classes.registered().get((row.namespace, row.name))
     return _Subject(task_id, spec, fingerprint(cls) if cls else None, complete, reason)
 
 

@@ -12,24 +12,17 @@ through a shared cache knows the full upstream of what it fetched.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Column, Connection, Float, MetaData, String, Table, select
 
-from stardag._store import ActionRecord, Store, store_for
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
 from stardag.registry._reindex import _task_row
-
-if TYPE_CHECKING:
-    from stardag._task import BaseTask
-    from stardag.registry._rows import BatchRows
-
-logger = logging.getLogger("stardag.registry")
+from stardag.store._store import ActionRecord, Store
 
 FETCHES_METADATA = MetaData()
 FETCHES = Table(
@@ -74,27 +67,6 @@ def write_fetches(conn: Connection, rows: Sequence[_writes.Row]) -> None:
         conn.execute(FETCHES.insert(), list(rows))
 
 
-def add_read_through(batch: BatchRows, task: BaseTask, remote: str, when: float) -> None:
-    """Add the lineage and the fetch row of a task a build read through from `remote`.
-
-    Called on the recorder's writer thread, off the build's critical path. The
-    lineage walk reads the remote's records; if it fails, the fetch is still counted
-    and the lineage stops at the task (a warning says so).
-    """
-    from stardag._remote import closure
-
-    try:
-        records, _ = closure(store_for(remote), [task.id])
-    except Exception as exc:  # noqa: BLE001  # lineage is best effort; the build stands
-        logger.warning("lineage of %s from remote %s not recorded: %s", task.id, remote, exc)
-        records = []
-    tasks, edges = lineage_rows(records)
-    batch.tasks.extend(tasks)
-    batch.edges.extend(edges)
-    digest = next((r.digest for r in records if r.task_id == task.id), "")
-    batch.fetches.append(_fetch_row(task.id, digest, remote, "read-through", batch.build_id, when))
-
-
 def record_pull(
     registry: Registry | str | None, records: Sequence[ActionRecord], local: Store, remote: str
 ) -> None:
@@ -103,7 +75,7 @@ def record_pull(
     tasks, edges = lineage_rows(records)
     outputs = [_writes.output_row(record, local.url, None) for record in records]
     now = time.time()
-    fetches = [_fetch_row(r.task_id, r.digest, remote, "pull", None, now) for r in records]
+    fetches = [fetch_row(r.task_id, r.digest, remote, "pull", None, now) for r in records]
 
     def write(conn: Connection) -> None:
         _writes.put_tasks(conn, tasks)
@@ -128,7 +100,7 @@ def fetches(registry: Registry | str | None = None, *, build_id: str | None = No
     return opened.write(query)
 
 
-def _fetch_row(
+def fetch_row(
     task_id: str, digest: str, remote: str, how: str, build_id: str | None, when: float
 ) -> dict[str, Any]:
     return {

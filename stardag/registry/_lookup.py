@@ -15,8 +15,8 @@ from typing import Any, TypeAlias
 from sqlalchemy import Connection, select
 
 from stardag._errors import AmbiguousTaskIdError, TaskNotFoundError, TaskReferenceError
-from stardag._task import BaseTask
 from stardag.registry._writes import BUILDS, EDGES, OUTPUTS, TASKS
+from stardag.task._base import BaseTask
 
 TaskRef: TypeAlias = "BaseTask | str"
 _HEX = re.compile(r"[0-9a-f]{1,64}")

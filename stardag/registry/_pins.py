@@ -11,9 +11,9 @@ from sqlalchemy import Connection, delete, select
 
 from stardag import _hashing
 from stardag._errors import InvalidKeyError, TaskReferenceError
-from stardag._task import BaseTask
 from stardag.registry._addons import PINS, ensure
 from stardag.registry._db import Registry, resolve
+from stardag.task._base import BaseTask
 
 _NAME = re.compile(r"[A-Za-z0-9_.:/@+=-]{1,200}")
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from stardag import _config, _registry_classes
+from stardag import _config
 from stardag._errors import StoreError
-from stardag._store import ActionRecord, Store, store_for
 from stardag.registry import _writes
 from stardag.registry._db import Registry
 from stardag.registry._fingerprint import code_location, fingerprint
+from stardag.store._store import ActionRecord, Store, store_for
+from stardag.task import _classes
 
 logger = logging.getLogger("stardag.registry")
 BATCH = 1000
@@ -81,7 +82,7 @@ def _write(registry: Registry, store: Store, batch: list[ActionRecord]) -> int:
 
 def _task_row(record: ActionRecord, now: float) -> _writes.Row:
     spec = record.spec
-    cls = _registry_classes.registered().get((spec.get("namespace", ""), spec.get("name", "")))
+    cls = _classes.registered().get((spec.get("namespace", ""), spec.get("name", "")))
     if cls is None:
         return _writes.spec_row(record.task_id, spec, now)
     module, qualname = code_location(cls)

@@ -21,7 +21,7 @@ from stardag.registry import _bulk, _models
 from stardag.registry._environment import Environment
 
 if TYPE_CHECKING:
-    from stardag._record import ActionRecord
+    from stardag.store._record import ActionRecord
 
 Row = dict[str, Any]
 

@@ -1,0 +1,16 @@
+# Sourced by scripts/test: the system packages the test suite needs, installed when missing.
+# Each integration adds its check here (a real PostgreSQL, Chromium, ...), so that a fresh
+# machine (CI) runs every test; none is skipped for a missing tool.
+# Usage: source scripts/_system_deps.sh
+set -euo pipefail
+
+_apt_updated=""
+apt_install() {  # apt_install PACKAGE...: install Debian packages (as root, or with sudo)
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "$_apt_updated" ]; then
+    $sudo apt-get update -qq >&2
+    _apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+}

@@ -1,0 +1,37 @@
+"""The build: walk the DAG from the requested tasks and run what is missing, bottom-up.
+
+One engine (`_Build`) behind four entry points:
+
+- `build(tasks)`: concurrent in this process; async tasks on the event loop,
+  sync tasks on a thread pool (`max_workers`).
+- `build_aio(tasks)`: the same, awaited inside your event loop.
+- `build_sequential(tasks)` / `build_sequential_aio(tasks)`: one task at a time.
+
+Makefile semantics: a complete task is not run and its upstream is not walked;
+each task id runs at most once per build. A cycle is an error before anything
+runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
+"""
+
+from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.build._run import (
+    DEFAULT_REGISTRY,
+    build,
+    build_aio,
+    build_sequential,
+    build_sequential_aio,
+)
+from stardag.build._summary import BuildFailedError, BuildSummary, FailMode
+
+__all__ = [
+    "BuildEvent",
+    "BuildFailedError",
+    "BuildListener",
+    "BuildSummary",
+    "DEFAULT_REGISTRY",
+    "EventKind",
+    "FailMode",
+    "build",
+    "build_aio",
+    "build_sequential",
+    "build_sequential_aio",
+]

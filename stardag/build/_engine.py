@@ -1,0 +1,613 @@
+"""The build engine behind `sd.build` and its three siblings.
+
+A build has three phases: discovery (walk from the requested tasks, stopping at
+complete ones), a cycle check, then execution. Execution is driven by
+completions: when a task finishes, whoever finished it (a worker thread or the
+event loop) updates the graph under one lock and dispatches what became ready.
+
+- Sync tasks run on worker threads. A worker that finishes a task picks the
+  next ready one itself, so a chain of sync tasks never waits on a thread hop.
+- Async tasks run on the event loop.
+- Sequential builds run everything on the event loop, one task at a time.
+
+A task whose `run()` yields (dynamic dependencies) hands its generator to the
+event loop, which builds what it yielded and then queues the generator to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stardag._errors import DependencyCycleError, StardagError, TaskFailedError
+from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.task._stored import Task
+from stardag.task._base import BaseTask, flatten_task_struct
+
+if TYPE_CHECKING:
+    from stardag.build._summary import BuildSummary, FailMode
+
+
+class State(enum.Enum):
+    """Where a task is in this build."""
+
+    PENDING = 0  # waiting for dependencies
+    QUEUED = 1  # dispatched, running, or suspended on what it yielded
+    DONE = 2
+    CACHED = 3
+    FAILED = 4
+    SKIPPED = 5
+
+
+FINISHED = (State.DONE, State.CACHED)
+BROKEN = (State.FAILED, State.SKIPPED)
+
+
+class Node:
+    """One task id in the build graph."""
+
+    __slots__ = ("dependents", "deps", "id", "is_async", "state", "task", "waiters", "waiting")
+
+    def __init__(self, task: BaseTask) -> None:
+        self.task = task
+        self.id = task.id
+        self.is_async = _is_async(task)
+        self.deps: list[Node] = []
+        self.dependents: list[Node] = []
+        self.waiting = 0  # unfinished static dependencies
+        self.state = State.PENDING
+        self.waiters: list[DynamicWait] = []  # suspended tasks that yielded this one
+
+    def describe(self) -> str:
+        return f"{type(self.task).get_name()} ({self.id[:12]})"
+
+
+class DynamicWait:
+    """A task suspended on the tasks it yielded; notified under the engine lock."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pending: set[str]) -> None:
+        self.loop = loop
+        self.pending = pending
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def finished(self, node: Node) -> None:
+        self.pending.discard(node.id)
+        if not self.pending:
+            self.loop.call_soon_threadsafe(_settle_future, self.future, None)
+
+    def failed(self, node: Node) -> None:
+        error = TaskFailedError(f"dynamic dependency {node.describe()} failed", task_id=node.id)
+        self.loop.call_soon_threadsafe(_settle_future, self.future, error)
+
+
+def _settle_future(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _uses_store_completeness(task: BaseTask) -> bool:
+    return type(task).complete is Task.complete
+
+
+def _is_async(task: BaseTask) -> bool:
+    declared = getattr(type(task), "__stardag_is_async__", None)
+    if declared is not None:
+        return bool(declared)
+    return type(task).run_aio is not BaseTask.run_aio
+
+
+class Engine:
+    """One build: discovery, cycle check, then completion-driven execution."""
+
+    def __init__(
+        self,
+        *,
+        summary: BuildSummary,
+        sequential: bool,
+        fail_mode: FailMode,
+        max_workers: int | None,
+        listeners: Sequence[BuildListener],
+    ) -> None:
+        self.summary = summary
+        self.sequential = sequential
+        self.fail_fast = fail_mode.value == "fail_fast"
+        # Like Dask's threaded scheduler: one thread per core by default. Sync Python
+        # tasks share the GIL, so more threads than cores mostly adds contention.
+        self.workers = 1 if sequential else (max_workers or max(2, os.cpu_count() or 1))
+        self.listeners = list(listeners)
+        self.nodes: dict[str, Node] = {}
+        self.lock = threading.RLock()
+        self.outstanding = 0  # dispatched and not finished
+        self.stopping = False
+        self.first_error: BaseException | None = None
+        self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
+        self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
+        self.background: set[asyncio.Future[None]] = set()
+        self.remote_hits: dict[str, str] = {}  # task id -> remote URL it was fetched from
+        # Per worker thread: `next` is None while the worker may claim the next ready
+        # task for itself, the claimed item once it has, False elsewhere.
+        self.local = threading.local()
+
+    # -- events -----------------------------------------------------------------
+    def emit(self, kind: EventKind, **details: Any) -> None:
+        """Deliver one event to every listener (always called under the lock)."""
+        if self.listeners:
+            event = BuildEvent(kind, self.summary.build_id, total=len(self.nodes), **details)
+            for listener in self.listeners:
+                listener.handle(event)
+
+    # -- the whole build --------------------------------------------------------------
+    async def run(self, roots: Sequence[BaseTask]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.idle = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.async_slots = asyncio.Semaphore(max(self.workers, 32))
+        with self.lock:
+            self.emit(EventKind.BUILD_STARTED, roots=tuple(roots))
+        new = await self.discover(roots)
+        self.check_acyclic(new)
+        with self.lock:
+            self.schedule(new)
+            if self.outstanding == 0:
+                self.idle.set()
+        threads = [] if self.sequential else self.start_workers()
+        try:
+            if self.sequential:
+                await self.consume_on_loop()
+            await self.idle.wait()
+        finally:
+            for _ in threads:
+                self.sync_queue.put(None)
+            for thread in threads:
+                await asyncio.to_thread(thread.join)
+
+    def start_workers(self) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self.worker, name=f"stardag-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    # -- discovery --------------------------------------------------------------------
+    async def discover(self, roots: Iterable[BaseTask]) -> list[Node]:
+        """Add every unknown task reachable from `roots` through incomplete tasks."""
+        new: list[Node] = []
+        dep_ids: dict[str, list[str]] = {}
+        with self.lock:
+            frontier = self._admit(roots)
+        while frontier:
+            new.extend(frontier)
+            flags = await self.completeness(frontier)
+            following: list[BaseTask] = []
+            with self.lock:
+                for node, complete in zip(frontier, flags, strict=True):
+                    if complete:
+                        node.state = State.CACHED
+                        self.summary.already_complete += 1
+                        remote = self.remote_hits.get(node.id)  # read through (stardag.remote._sharing)
+                        self.summary.remote_hits += remote is not None
+                        self.emit(EventKind.TASK_CACHED, task=node.task, remote=remote)
+                    else:
+                        deps = flatten_task_struct(node.task.requires())
+                        dep_ids[node.id] = [d.id for d in deps]
+                        following.extend(deps)
+                frontier = self._admit(following)
+        with self.lock:
+            for node in new:
+                node.deps = [self.nodes[i] for i in dep_ids.get(node.id, ())]
+            self.summary.discovered = len(self.nodes)
+        return new
+
+    def _admit(self, tasks: Iterable[BaseTask]) -> list[Node]:
+        admitted = []
+        for task in tasks:
+            if not isinstance(task, BaseTask):
+                raise TypeError(f"expected a task, got {type(task).__qualname__}: {task!r}")
+            if task.id not in self.nodes:
+                node = self.nodes[task.id] = Node(task)
+                self.summary.names[node.id] = type(task).get_name()
+                admitted.append(node)
+        return admitted
+
+    async def completeness(self, nodes: list[Node]) -> list[bool]:
+        """Store checks run inline (they are fast); user-defined ones concurrently."""
+        flags: list[bool] = [False] * len(nodes)
+        slow: list[tuple[int, Node]] = []
+        for index, node in enumerate(nodes):
+            if self.sequential or _uses_store_completeness(node.task):
+                flags[index] = await self.is_complete(node.task) or self.read_through(node.task)
+            else:
+                slow.append((index, node))
+        if slow:
+            results = await asyncio.gather(*(self.is_complete(n.task) for _, n in slow))
+            for (index, _), result in zip(slow, results, strict=True):
+                flags[index] = result
+        return flags
+
+    def read_through(self, task: BaseTask) -> bool:
+        """Remote read-through: fetch a store-backed task missing here from the active remote.
+
+        Owned by `stardag.remote._sharing`; with no remote configured it is one cached lookup.
+        A fetched task counts as cached, and its TASK_CACHED event names the remote.
+        """
+        if not _uses_store_completeness(task):
+            return False
+        from stardag.remote._sharing import fetch_into_local
+
+        remote = fetch_into_local(task)
+        if remote is None:
+            return False
+        self.remote_hits[task.id] = remote
+        return True
+
+    async def is_complete(self, task: BaseTask) -> bool:
+        if type(task).complete_aio is not BaseTask.complete_aio:
+            return bool(await task.complete_aio())
+        if self.sequential or _uses_store_completeness(task):
+            return bool(task.complete())
+        return bool(await asyncio.to_thread(task.complete))
+
+    # -- cycles -------------------------------------------------------------------------
+    def check_acyclic(self, nodes: list[Node]) -> None:
+        """Raise `DependencyCycleError` if the incomplete new nodes contain a cycle."""
+        # Only new nodes can form a cycle among themselves: older nodes never depend
+        # on newer ones. (A yielded task that needs its yielder is checked apart.)
+        pending = [n for n in nodes if n.state is State.PENDING]
+        ids = {n.id for n in pending}
+        indegree = {n.id: sum(d.id in ids for d in n.deps) for n in pending}
+        users: dict[str, list[Node]] = {}
+        for node in pending:
+            for dep in node.deps:
+                if dep.id in ids:
+                    users.setdefault(dep.id, []).append(node)
+        ready = deque(n for n in pending if indegree[n.id] == 0)
+        ordered = 0
+        while ready:
+            node = ready.popleft()
+            ordered += 1
+            for user in users.get(node.id, ()):
+                indegree[user.id] -= 1
+                if indegree[user.id] == 0:
+                    ready.append(user)
+        if ordered < len(pending):
+            cycle = _find_cycle([n for n in pending if indegree[n.id] > 0])
+            raise DependencyCycleError(
+                "dependency cycle: "
+                + " -> ".join(n.describe() for n in cycle)
+                + "; a task cannot (even indirectly) require itself",
+                cycle=[n.id for n in cycle],
+            )
+
+    # -- scheduling (under the lock) ------------------------------------------------------
+    def schedule(self, nodes: list[Node]) -> None:
+        """Wire new pending nodes to their dependencies; dispatch the ready ones."""
+        for node in nodes:
+            if node.state is not State.PENDING:
+                continue
+            for dep in node.deps:
+                if dep.state in FINISHED:
+                    continue
+                if dep.state in BROKEN:
+                    self.skip(node)
+                    break
+                dep.dependents.append(node)
+                node.waiting += 1
+            if node.state is State.PENDING and node.waiting == 0:
+                self.dispatch(node, None)
+
+    def dispatch(self, node: Node, resume: Any) -> None:
+        """Queue a node to start (`resume` None) or a suspended generator to go on."""
+        if resume is None:
+            if self.stopping:
+                self.skip(node)
+                return
+            node.state = State.QUEUED
+            self.outstanding += 1
+        if self.sequential:
+            self.loop_queue.append((node, resume))
+            self.loop.call_soon_threadsafe(self.wake.set)
+        elif node.is_async:
+            self.loop.call_soon_threadsafe(self.spawn_async, node, resume)
+        elif getattr(self.local, "next", False) is None:
+            # A worker that just finished a task runs one newly ready task itself:
+            # along a chain no other thread has to wake up.
+            self.local.next = (node, resume)
+        else:
+            self.sync_queue.put((node, resume))
+
+    def finish(self, node: Node, error: BaseException | None) -> None:
+        """Record a node's outcome and release what waited on it."""
+        self.outstanding -= 1
+        if error is None:
+            node.state = State.DONE
+            self.summary.ran += 1
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.state is State.PENDING:
+                    self.dispatch(dependent, None)
+            for waiter in node.waiters:
+                waiter.finished(node)
+        else:
+            self.fail(node, error)
+        if self.outstanding == 0:
+            self.loop.call_soon_threadsafe(self.idle.set)
+
+    def fail(self, node: Node, error: BaseException) -> None:
+        node.state = State.FAILED
+        self.summary.failed += 1
+        self.summary.failures[node.id] = error
+        self.emit(EventKind.TASK_FAILED, task=node.task, error=error, dynamic=_dynamic(node))
+        if self.first_error is None:
+            self.first_error = error
+        if self.fail_fast:
+            self.stopping = True
+        for waiter in node.waiters:
+            waiter.failed(node)
+        for dependent in node.dependents:
+            self.skip(dependent)
+
+    def skip(self, node: Node) -> None:
+        """Mark a pending node, and everything waiting on it, as skipped."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if current.state is not State.PENDING:
+                continue
+            current.state = State.SKIPPED
+            self.summary.skipped += 1
+            self.emit(EventKind.TASK_SKIPPED, task=current.task)
+            for waiter in current.waiters:
+                waiter.failed(current)
+            stack.extend(current.dependents)
+
+    # -- sync tasks on worker threads -----------------------------------------------------
+    def worker(self) -> None:
+        while (item := self.sync_queue.get()) is not None:
+            while item is not None:
+                self.local.next = None
+                self.run_sync(*item)
+                item, self.local.next = self.local.next, False
+
+    def run_sync(self, node: Node, resume: Any) -> None:
+        """Run (or resume) a sync task; on a yield, hand the generator to the loop."""
+        task = node.task
+        try:
+            if resume is None:
+                if self.begin(node):
+                    return
+                result = task.run()
+                if inspect.isgenerator(result):
+                    resume = result
+            if resume is not None:
+                done, result = _step(resume)
+                if not done:
+                    self.loop.call_soon_threadsafe(self.spawn_yield, node, resume, result)
+                    return
+            record = self.settle_sync(task, result)
+        except Exception as exc:  # noqa: BLE001  # a task's failure is data for the build
+            self.end(node, None, exc)
+        else:
+            self.end(node, record, None)
+
+    def begin(self, node: Node) -> bool:
+        """Mark a task started; True if the build is stopping and it must not run."""
+        with self.lock:
+            if self.stopping:
+                node.state = State.PENDING
+                self.outstanding -= 1
+                self.skip(node)
+                if self.outstanding == 0:
+                    self.loop.call_soon_threadsafe(self.idle.set)
+                return True
+            node.task._set_run_state({"dynamic": []})
+            self.emit(
+                EventKind.TASK_STARTED, task=node.task, requires=tuple(d.id for d in node.deps)
+            )
+        return False
+
+    def end(self, node: Node, record: Any, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, StardagError):
+            error.add_note(f"while running task {node.describe()}")
+        with self.lock:
+            if error is None:
+                self.emit(
+                    EventKind.TASK_COMPLETED, task=node.task, record=record, dynamic=_dynamic(node)
+                )
+            self.finish(node, error)
+            node.task._set_run_state(None)
+
+    def settle_sync(self, task: BaseTask, result: Any) -> Any:
+        """Save a returned value, then make sure the task is complete."""
+        state = task._run_state or {}
+        if result is not None and isinstance(task, Task) and "record" not in state:
+            task._save(result)
+        record = state.get("record")
+        if record is None and not task.complete():
+            raise _incomplete(task)
+        return record
+
+    # -- async tasks and yields on the event loop -----------------------------------------
+    def spawn_async(self, node: Node, resume: Any) -> None:
+        self.keep(asyncio.ensure_future(self.run_async(node)))
+
+    def keep(self, future: asyncio.Future[None]) -> None:
+        """Hold a reference to a fire-and-forget task until it is done."""
+        self.background.add(future)
+        future.add_done_callback(self.background.discard)
+
+    async def run_async(self, node: Node) -> None:
+        async with self.async_slots:
+            await self.run_on_loop(node)
+
+    async def run_on_loop(self, node: Node) -> None:
+        """Run an async task to the end, building what it yields as it goes."""
+        task = node.task
+        try:
+            if self.begin(node):
+                return
+            outcome = task.run_aio()
+            if inspect.isasyncgen(outcome):
+                result = await self.drive_async(node, outcome)
+            else:
+                result = await outcome
+                if inspect.isgenerator(result):
+                    result = await self.drive_here(node, result)
+            record = await self.settle_async(task, result)
+        except Exception as exc:  # noqa: BLE001  # a task's failure is data for the build
+            self.end(node, None, exc)
+        else:
+            self.end(node, record, None)
+
+    async def drive_async(self, node: Node, gen: Any) -> Any:
+        try:
+            yielded = await gen.__anext__()
+            while True:
+                await self.wait_dynamic(node, yielded)
+                yielded = await gen.asend(None)
+        except StopAsyncIteration:
+            return None
+
+    async def drive_here(self, node: Node, gen: Any) -> Any:
+        while True:
+            done, value = _step(gen)
+            if done:
+                return value
+            await self.wait_dynamic(node, value)
+
+    async def settle_async(self, task: BaseTask, result: Any) -> Any:
+        state = task._run_state or {}
+        if result is not None and isinstance(task, Task) and "record" not in state:
+            task._save(result)
+        record = state.get("record")
+        if record is None and not await self.is_complete(task):
+            raise _incomplete(task)
+        return record
+
+    def spawn_yield(self, node: Node, gen: Any, yielded: Any) -> None:
+        self.keep(asyncio.ensure_future(self.resume_after(node, gen, yielded)))
+
+    async def resume_after(self, node: Node, gen: Any, yielded: Any) -> None:
+        """Build what a sync generator yielded, then queue it to resume."""
+        try:
+            await self.wait_dynamic(node, yielded)
+        except Exception as exc:  # noqa: BLE001  # the yielding task fails with it
+            gen.close()
+            self.end(node, None, exc)
+            return
+        with self.lock:
+            self.dispatch(node, gen)
+
+    async def wait_dynamic(self, node: Node, struct: Any) -> None:
+        """Build the tasks a running task yielded; return when all are complete."""
+        tasks = flatten_task_struct(struct)
+        state = node.task._run_state
+        if state is not None:
+            state["dynamic"].extend(t.id for t in tasks)
+        new = await self.discover(tasks)
+        self.check_acyclic(new)
+        with self.lock:
+            wanted = [self.nodes[t.id] for t in tasks]
+            _check_not_upstream(node, wanted)
+            self.schedule(new)
+            for dep in wanted:
+                if dep.state in BROKEN:
+                    raise TaskFailedError(
+                        f"dynamic dependency {dep.describe()} failed", task_id=dep.id
+                    )
+            pending = {d.id for d in wanted if d.state not in FINISHED}
+            if not pending:
+                return
+            wait = DynamicWait(self.loop, pending)
+            for dep in wanted:
+                if dep.id in pending:
+                    dep.waiters.append(wait)
+        if self.sequential:
+            await self.consume_until(wait.future)
+        await wait.future
+
+    # -- sequential builds ----------------------------------------------------------------
+    async def consume_on_loop(self) -> None:
+        """Run queued work one item at a time on the loop (sequential builds)."""
+        idle = asyncio.ensure_future(self.idle.wait())
+        await self.consume_until(idle)
+
+    async def consume_until(self, until: asyncio.Future[Any]) -> None:
+        """Run queued items until `until` is done.
+
+        An async task suspended on what it yielded calls this too, so its
+        dependencies run while it waits, still one task at a time.
+        """
+        while not until.done():
+            if not self.loop_queue:
+                self.wake.clear()
+                wake = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait([wake, until], return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                continue
+            node, resume = self.loop_queue.popleft()
+            if node.is_async and resume is None:
+                await self.run_on_loop(node)
+            else:
+                self.run_sync(node, resume)
+
+
+def _incomplete(task: BaseTask) -> TaskFailedError:
+    return TaskFailedError(
+        f"task {type(task).get_name()} ({task.id[:12]}) ran without error but is still "
+        "not complete: run() must save its output (or return it)",
+        task_id=task.id,
+    )
+
+
+def _step(gen: Any) -> tuple[bool, Any]:
+    try:
+        return False, gen.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def _dynamic(node: Node) -> tuple[str, ...]:
+    state = node.task._run_state
+    return tuple(state["dynamic"]) if state else ()
+
+
+def _find_cycle(candidates: list[Node]) -> list[Node]:
+    """A cycle among nodes that a topological sort could not order."""
+    remaining = {n.id for n in candidates}
+    path: list[Node] = []
+    position: dict[str, int] = {}
+    node = candidates[0]
+    while node.id not in position:
+        position[node.id] = len(path)
+        path.append(node)
+        node = next(d for d in node.deps if d.id in remaining)
+    return [*path[position[node.id] :], node]
+
+
+def _check_not_upstream(node: Node, yielded: list[Node]) -> None:
+    """A yielded task that needs the yielding task would wait forever: a cycle."""
+    stack = list(yielded)
+    seen: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current.id == node.id:
+            raise DependencyCycleError(
+                f"dependency cycle: {node.describe()} yielded a task that requires it",
+                cycle=[node.id],
+            )
+        if current.id not in seen and current.state is State.PENDING:
+            seen.add(current.id)
+            stack.extend(current.deps)

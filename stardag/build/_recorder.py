@@ -1,0 +1,165 @@
+"""The build listener that records a build into the registry.
+
+Per event the build pays one append to a list under a lock (`handle`), from
+whichever thread emits it. A writer thread of the recorder's own turns events
+into rows and writes them in short batched transactions: every `BATCH_EVENTS`
+events or `FLUSH_SECONDS`, and at the end of the build, which waits for the
+last batch, so the registry is complete when `sd.build` returns. The
+writer thread is the only one that touches its SQLite connection.
+
+The build row is written before the engine starts (`Recorder.start`): that
+write is the check that the registry is writable, before any task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from stardag._errors import RegistryError
+from stardag.build._events import BuildEvent, EventKind
+from stardag.task._base import BaseTask
+from stardag._version import __version__
+from stardag.registry import _writes
+from stardag.registry._db import Registry, resolve
+from stardag.registry._environment import (
+    Environment,
+    GitState,
+    current_environment,
+    git_state,
+    invocation,
+    platform_name,
+    python_version,
+)
+from stardag.build._rows import RowMaker
+
+logger = logging.getLogger("stardag.registry")
+
+BATCH_EVENTS = 2000
+FLUSH_SECONDS = 0.25
+
+
+class Recorder:
+    """Records one build: a `BuildListener` with a writer thread behind it."""
+
+    def __init__(self, registry: Registry, build_id: str) -> None:
+        self.registry = registry
+        self.build_id = build_id
+        self._cond = threading.Condition()
+        self._events: list[BuildEvent] = []
+        self._ended = False
+        self._build_error: BaseException | None = None
+        self.failure: RegistryError | None = None
+        self._rows = RowMaker(build_id)
+        self._cwd = ""
+        self._thread = threading.Thread(
+            target=self._run, name=f"stardag-registry-{build_id[:8]}", daemon=True
+        )
+
+    @classmethod
+    def start(
+        cls, registry: Registry | str | None, build_id: str, roots: Sequence[BaseTask]
+    ) -> Recorder:
+        """Open the registry, write the build row (failing here if it cannot), and start."""
+        opened = resolve(registry)
+        recorder = cls(opened, build_id)
+        recorder._begin([task.id for task in roots])
+        recorder._thread.start()
+        return recorder
+
+    def _begin(self, root_ids: list[str]) -> None:
+        who = invocation()
+        self._cwd = who.cwd
+        row = {
+            "id": self.build_id,
+            "started": time.time(),
+            "status": "running",
+            "roots": json.dumps(root_ids),
+            "host": who.host,
+            "username": who.username,
+            "pid": who.pid,
+            "argv": json.dumps(list(who.argv)),
+            "cwd": who.cwd,
+            "python_version": python_version(),
+            "platform": platform_name(),
+            "stardag_version": __version__,
+        }
+        self.registry.write(lambda conn: _writes.put_build(conn, row))
+
+    # -- the listener side (build threads) ---------------------------------------------
+    def handle(self, event: BuildEvent) -> None:
+        """Buffer one event; at the end of the build, wait until everything is written."""
+        with self._cond:
+            self._events.append(event)
+            if event.kind is EventKind.BUILD_ENDED:
+                self._ended = True
+                self._cond.notify()
+            elif len(self._events) >= BATCH_EVENTS:
+                self._cond.notify()
+        if event.kind is EventKind.BUILD_ENDED:
+            self._thread.join()
+
+    def note_error(self, error: BaseException) -> None:
+        """The build itself raised: it ends as failed, whatever its tasks did."""
+        self._build_error = error
+
+    def close(self) -> None:
+        """Stop the writer even if the build never said it ended (idempotent)."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+        self._thread.join()
+
+    def check(self) -> None:
+        """Raise the error that lost part of this build's record, if one did."""
+        if self.failure is not None:
+            raise self.failure
+
+    # -- the writer side (its own thread) ----------------------------------------------
+    def _run(self) -> None:
+        # Read while the build checks what is complete: the code as the build began.
+        setting: tuple[Environment, GitState] | None = None
+        try:
+            setting = current_environment(), git_state(self._cwd)
+        except Exception as exc:  # noqa: BLE001  # reported at the end of the build
+            self._fail(exc)
+        while True:
+            events, ended = self._take()
+            try:
+                batch = self._rows.rows(events, build_error=self._build_error)
+                if setting is not None:
+                    batch.environment, batch.git = setting
+                    setting = None
+                if not batch.empty():
+                    self._rows.backfill_cached(self.registry, batch)
+                    self.registry.write(batch.write)
+            except Exception as exc:  # noqa: BLE001  # reported at the end of the build
+                self._fail(exc)
+            if ended:
+                return
+
+    def _take(self) -> tuple[list[BuildEvent], bool]:
+        with self._cond:
+            if not self._ended and len(self._events) < BATCH_EVENTS:
+                self._cond.wait(FLUSH_SECONDS)
+            events, self._events = self._events, []
+            return events, self._ended
+
+    def _fail(self, exc: Exception) -> None:
+        if self.failure is not None:
+            return  # the first failure is the one to report
+        self.failure = (
+            exc
+            if isinstance(exc, RegistryError)
+            else RegistryError(f"recording build {self.build_id} failed: {exc!r}")
+        )
+        logger.error(
+            "registry %s: recording of build %s is incomplete (%s); "
+            "`sd.registry.reindex(root)` restores task, edge and output rows from the store",
+            self.registry.url,
+            self.build_id,
+            exc,
+        )

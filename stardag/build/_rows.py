@@ -1,0 +1,272 @@
+"""Build events in, registry rows out: what the recorder's writer thread computes.
+
+Runs are written when a task finishes (computed, failed, skipped or cached); a
+task that started and never finished by the end of the build is recorded as
+failed with `BuildInterrupted`. Each task row is made once per build.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from stardag.build._events import BuildEvent, EventKind
+from stardag.store._store import ActionRecord
+from stardag.task._stored import Task
+from stardag.task._base import BaseTask, flatten_task_struct
+from stardag.registry import _fetches, _writes
+from stardag.registry._environment import Environment, GitState
+from stardag.registry._fingerprint import code_location, fingerprint
+from stardag.remote._sharing import closure
+from stardag.store._store import store_for
+
+if TYPE_CHECKING:
+    from stardag.registry._db import Registry
+
+logger = logging.getLogger("stardag.registry")
+
+Row = dict[str, Any]
+MAX_TEXT = 64 * 1024  # error messages and tracebacks are cut to this many characters
+
+
+@dataclass
+class BatchRows:
+    """Everything one write transaction of the recorder puts in the registry."""
+
+    build_id: str
+    tasks: list[Row] = field(default_factory=list)
+    edges: list[Row] = field(default_factory=list)
+    runs: list[Row] = field(default_factory=list)
+    outputs: list[Row] = field(default_factory=list)
+    cached: list[BaseTask] = field(default_factory=list)
+    fetches: list[Row] = field(default_factory=list)  # read-through hits (`_fetches`)
+    build: Row = field(default_factory=dict)  # columns of the build row to update
+    environment: Environment | None = None
+    git: GitState | None = None
+
+    def empty(self) -> bool:
+        """Whether there is nothing to write."""
+        parts = (self.tasks, self.edges, self.runs, self.outputs, self.build)
+        return not any(parts) and self.environment is None
+
+    def write(self, conn: Connection) -> None:
+        """Write every row in foreign-key order, in the caller's transaction."""
+        now = time.time()
+        if self.environment is not None:
+            _writes.put_environment(conn, self.environment, now)
+            values: Row = {"env_digest": self.environment.digest}
+            if self.git is not None:
+                values |= {"git_commit": self.git.commit, "git_dirty": self.git.dirty}
+            _writes.update_build(conn, self.build_id, values)
+        _writes.put_tasks(conn, self.tasks)
+        _writes.put_edges(conn, self.edges)
+        _writes.put_runs(conn, self.runs)
+        _writes.put_outputs(conn, self.outputs)
+        _fetches.write_fetches(conn, self.fetches)
+        if self.cached:
+            _writes.touch_outputs(conn, [t.id for t in self.cached], now)
+            _writes.fill_cached_digests(conn, self.build_id)
+        if self.build:
+            _writes.update_build(conn, self.build_id, self.build)
+
+
+class RowMaker:
+    """Turns one build's events into rows, remembering what this build already wrote."""
+
+    def __init__(self, build_id: str) -> None:
+        self.build_id = build_id
+        self._seen: set[str] = set()
+        self._started: dict[str, float] = {}
+        # Per class and per root key, not per task: most of a build is few classes.
+        self._code: dict[type, tuple[str, str, str | None]] = {}
+        self._stores: dict[str, str | None] = {}
+
+    def rows(self, events: list[BuildEvent], build_error: BaseException | None) -> BatchRows:
+        """The rows for a slice of the build's events, in order."""
+        batch = BatchRows(self.build_id)
+        for event in events:
+            self._add(batch, event, build_error)
+        return batch
+
+    def _add(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
+        kind = event.kind
+        task = event.task
+        if kind is EventKind.BUILD_STARTED:
+            for root in event.roots:
+                self._task(batch, root, event.time, static=None)
+        elif kind is EventKind.BUILD_ENDED:
+            self._end(batch, event, build_error)
+        elif task is None:
+            return
+        elif kind is EventKind.TASK_STARTED:
+            self._task(batch, task, event.time, static=event.requires)
+            self._started[task.id] = event.time
+        elif kind is EventKind.TASK_COMPLETED:
+            self._finished(batch, task, event, outcome="computed")
+        elif kind is EventKind.TASK_FAILED:
+            self._finished(batch, task, event, outcome="failed")
+        elif kind in (EventKind.TASK_CACHED, EventKind.TASK_SKIPPED):
+            self._task(batch, task, event.time, static=None)
+            outcome = "cached" if kind is EventKind.TASK_CACHED else "skipped"
+            batch.runs.append(self._run(task, outcome, event.time, event.time))
+            if kind is EventKind.TASK_CACHED:
+                batch.cached.append(task)
+                if event.remote is not None:  # read through a remote: lineage from its records
+                    _add_read_through(batch, task, event.remote, event.time)
+
+    def _task(
+        self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None
+    ) -> None:
+        task_id = task.id
+        if task_id in self._seen:
+            return
+        self._seen.add(task_id)
+        module, qualname, code = self._code_of(type(task))
+        batch.tasks.append(_writes.spec_row(task_id, task.spec(), seen, module, qualname, code))
+        deps = static if static is not None else _static_deps(task)
+        batch.edges.extend(_writes.edge_rows(task_id, deps, "static"))
+
+    def _finished(self, batch: BatchRows, task: BaseTask, event: BuildEvent, outcome: str) -> None:
+        self._task(batch, task, event.time, static=None)
+        started = self._started.pop(task.id, event.time)
+        run = self._run(task, outcome, started, event.time)
+        batch.edges.extend(_writes.edge_rows(task.id, event.dynamic, "dynamic"))
+        if event.error is not None:
+            run |= _error_columns(event.error)
+        record = event.record
+        if record is not None:
+            run |= {"digest": record.digest, "size_raw": record.size_raw}
+            batch.outputs.append(self._output(task, record))
+        batch.runs.append(run)
+
+    def _run(self, task: BaseTask, outcome: str, started: float, ended: float) -> Row:
+        return {
+            "build_id": self.build_id,
+            "task_id": task.id,
+            "outcome": outcome,
+            "started": started,
+            "ended": ended,
+            "duration": ended - started,
+            "error_type": None,
+            "error_message": None,
+            "traceback": None,
+            "digest": None,
+            "size_raw": None,
+            "fingerprint": self._code_of(type(task))[2],
+        }
+
+    def _output(self, task: BaseTask, record: ActionRecord, build: bool = True) -> Row:
+        build_id = self.build_id if build else None
+        return _writes.output_row(record, self._store_url(task), build_id, time.time())
+
+    def _code_of(self, cls: type) -> tuple[str, str, str | None]:
+        found = self._code.get(cls)
+        if found is None:
+            found = self._code[cls] = (*code_location(cls), fingerprint(cls))
+        return found
+
+    def _store_url(self, task: BaseTask) -> str | None:
+        if not isinstance(task, Task):
+            return None
+        key = task._target_root_key
+        if key not in self._stores:
+            self._stores[key] = _store_url(task)
+        return self._stores[key]
+
+    def _end(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
+        for task_id, started in self._started.items():
+            batch.runs.append(_interrupted_run(self.build_id, task_id, started, event.time))
+        self._started.clear()
+        summary = event.summary
+        failed = build_error is not None or (summary is not None and not summary.ok)
+        batch.build = {"ended": event.time, "status": "failed" if failed else "succeeded"}
+
+    def backfill_cached(self, registry: Registry, batch: BatchRows) -> None:
+        """Add output rows for cached tasks the registry has no output of (from the store)."""
+        stored = [t for t in batch.cached if isinstance(t, Task)]
+        if not stored:
+            return
+        ids = [t.id for t in stored]
+        known = registry.read(lambda conn: _writes.known_outputs(conn, ids))
+        for task in stored:
+            if task.id not in known:
+                record = _record_of(task)
+                if record is not None:
+                    batch.outputs.append(self._output(task, record, build=False))
+
+
+def _interrupted_run(build_id: str, task_id: str, started: float, ended: float) -> Row:
+    return {
+        "build_id": build_id,
+        "task_id": task_id,
+        "outcome": "failed",
+        "started": started,
+        "ended": ended,
+        "duration": ended - started,
+        "error_type": "BuildInterrupted",
+        "error_message": "the build ended before the task finished",
+        "traceback": None,
+        "digest": None,
+        "size_raw": None,
+        "fingerprint": None,
+    }
+
+
+def _error_columns(error: BaseException) -> Row:
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    trace = "".join(traceback.format_exception(error))
+    return {
+        "error_type": name,
+        "error_message": str(error)[:MAX_TEXT],
+        "traceback": trace[-MAX_TEXT:],
+    }
+
+
+def _static_deps(task: BaseTask) -> list[str]:
+    try:
+        return [dep.id for dep in flatten_task_struct(task.requires())]
+    except Exception:  # noqa: BLE001  # the build already judged requires(); lineage is best effort
+        return []
+
+
+def _store_url(task: BaseTask) -> str | None:
+    if not isinstance(task, Task):
+        return None
+    try:
+        return task.target().store.url
+    except Exception:  # noqa: BLE001  # a root unconfigured since the run: leave it blank
+        return None
+
+
+def _record_of(task: Task[Any]) -> ActionRecord | None:
+    try:
+        return task.target().record()
+    except Exception:  # noqa: BLE001  # an unreadable record: the store check reports it
+        return None
+
+
+def _add_read_through(batch: BatchRows, task: BaseTask, remote: str, when: float) -> None:
+    """Add the lineage and the fetch row of a task a build read through from `remote`.
+
+    Called on the recorder's writer thread, off the build's critical path. The
+    lineage walk reads the remote's records; if it fails, the fetch is still counted
+    and the lineage stops at the task (a warning says so).
+    """
+    try:
+        records, _ = closure(store_for(remote), [task.id])
+    except Exception as exc:  # noqa: BLE001  # lineage is best effort; the build stands
+        logger.warning("lineage of %s from remote %s not recorded: %s", task.id, remote, exc)
+        records = []
+    tasks, edges = _fetches.lineage_rows(records)
+    batch.tasks.extend(tasks)
+    batch.edges.extend(edges)
+    digest = next((r.digest for r in records if r.task_id == task.id), "")
+    batch.fetches.append(_fetches.fetch_row(task.id, digest, remote, "read-through", batch.build_id, when))

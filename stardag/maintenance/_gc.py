@@ -1,0 +1,376 @@
+"""gc, the mark half: which action records and blobs are live, and why.
+
+Roots are task ids: pins; the tasks of the last N builds (`keep_last`) and of
+builds started within a duration (`keep_since`); tasks named by the caller; the
+roots of builds still running. Live is the upstream closure of the roots
+(dependencies from action records and from registry edges) and every blob the
+live records need. Anything else written or used within the grace period (a
+record or blob whose file is new, a task or digest with a recent run in the
+registry: a cache hit is a run) is kept too, with its upstream. The rest are
+candidates, which `_sweep.sweep` deletes after checking each one again.
+
+Marking deletes nothing; `GcPlan` says what would go (by task family) and why
+the rest stays (by reason); `GcPlan.why(key)` gives the chain from a root.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
+from stardag.store._record import ActionRecord
+from stardag.store._store import Store, record_path
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from stardag.registry import Registry
+    from stardag.registry._gcrows import BuildRef
+
+DEFAULT_GRACE = 3600.0
+GRACE_REASON = "written or used within the grace period"
+
+
+@dataclass(frozen=True)
+class GcRoots:
+    """The kinds of root a gc keeps: pins always, and whatever else is stated."""
+
+    keep_last: int | None = None
+    keep_since: float | None = None  # seconds before now
+    tasks: tuple[str, ...] = ()  # task ids
+    pins: bool = True
+
+    def stated(self) -> bool:
+        """Whether any kind of root other than pins was given (`keep_last=0` is one)."""
+        return self.keep_last is not None or self.keep_since is not None or bool(self.tasks)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A record or blob that nothing live needs: what gc would delete."""
+
+    kind: str  # "record" or "blob"
+    key: str  # task id or digest
+    size: int  # bytes it takes in the store
+    family: str  # namespace.name of its task ("(unrecorded)" for a blob no record needs)
+    owners: tuple[str, ...] = ()  # candidate task ids whose output needs this blob
+    digest: str | None = None  # a record's output digest
+    inline: bool = False  # a record whose output lives inside it
+
+
+@dataclass
+class GcPlan:
+    """The result of marking: live roots and closure, kept reasons, and candidates."""
+
+    store: Store
+    grace: float
+    marked: float
+    roots: dict[str, str] = field(default_factory=dict)  # task id -> why it is a root
+    reached_from: dict[str, str | None] = field(default_factory=dict)  # live task -> parent
+    live_blobs: dict[str, str] = field(default_factory=dict)  # digest -> live task needing it
+    recent_blobs: set[str] = field(default_factory=set)
+    records: list[Candidate] = field(default_factory=list)
+    blobs: list[Candidate] = field(default_factory=list)
+    families: dict[str, str] = field(default_factory=dict)  # task id -> namespace.name
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """Records first, then blobs: the order they are deleted in."""
+        return [*self.records, *self.blobs]
+
+    def kept_by_reason(self) -> dict[str, int]:
+        """How many live records each root reason keeps (closure included), and recent blobs."""
+        counts: Counter[str] = Counter()
+        for task_id in self.reached_from:
+            if task_id in self.families:  # it has a record in this store
+                counts[self.roots[self._root_of(task_id)]] += 1
+        if self.recent_blobs:
+            counts[f"blobs {GRACE_REASON}"] += len(self.recent_blobs)
+        return dict(counts)
+
+    def _root_of(self, task_id: str) -> str:
+        while (parent := self.reached_from.get(task_id)) is not None:
+            task_id = parent
+        return task_id
+
+    def chain(self, task_id: str) -> list[str]:
+        """Task ids from the root that keeps `task_id` alive down to it ([] if not live)."""
+        if task_id not in self.reached_from:
+            return []
+        path = [task_id]
+        while (parent := self.reached_from[path[-1]]) is not None:
+            path.append(parent)
+        return path[::-1]
+
+    def why(self, key: str) -> list[str]:
+        """Lines saying why a task id or blob digest is kept, or that it is not."""
+        if key in self.live_blobs:
+            owner = self.live_blobs[key]
+            return [*self._chain_lines(owner), f"  needs blob {key}"]
+        if key in self.reached_from:
+            return self._chain_lines(key)
+        if key in self.recent_blobs:
+            return [f"blob {key}: {GRACE_REASON} ({_hours(self.grace)})"]
+        if any(c.key == key for c in self.candidates):
+            return [f"{key}: not reachable from any root; gc deletes it"]
+        return [f"{key}: neither a task with a record nor a blob in {self.store.url}"]
+
+    def _chain_lines(self, task_id: str) -> list[str]:
+        path = self.chain(task_id)
+        lines = [f"root {self._label(path[0])}: {self.roots[path[0]]}"]
+        lines += [f"  needs {self._label(t)}" for t in path[1:]]
+        return lines
+
+    def _label(self, task_id: str) -> str:
+        family = self.families.get(task_id)
+        return f"{family} {task_id[:12]}" if family else task_id[:12]
+
+
+def _hours(seconds: float) -> str:
+    return f"grace {seconds / 3600:g} h" if seconds >= 3600 else f"grace {seconds:g} s"
+
+
+def mark(
+    store: Store,
+    registry: Registry | None,
+    roots: GcRoots,
+    *,
+    grace: float = DEFAULT_GRACE,
+    now: float | None = None,
+) -> GcPlan:
+    """Compute the live set of `store` from `roots`; nothing is deleted.
+
+    Raises `NoGcRootsError` when no root kind is stated and no pin exists.
+    """
+    now = time.time() if now is None else now
+    plan = GcPlan(store=store, grace=grace, marked=now)
+    pinned = _pinned(registry) if roots.pins else {}
+    if not pinned and not roots.stated():  # running builds alone never make a gc safe
+        raise NoGcRootsError(
+            "gc needs roots to know what to keep, and none are given or configured: pin what "
+            "matters (stardag pin NAME TASK), or pass --keep-last N, --keep-since 7d or "
+            "task ids (or set STARDAG_GC_KEEP_LAST / STARDAG_GC_KEEP_SINCE)"
+        )
+    plan.roots = _roots(registry, roots, now) | pinned  # a pin names its reason first
+    walker = _Closure(store, registry, plan)
+    walker.walk(list(plan.roots))
+    recent = _recent_tasks(store, registry, plan, walker, now - grace)
+    for task_id in recent:
+        plan.roots.setdefault(task_id, GRACE_REASON)
+    walker.walk(recent)
+    _candidates(store, registry, plan, walker, now - grace)
+    return plan
+
+
+# -- roots -------------------------------------------------------------------------------------
+def _pinned(registry: Registry | None) -> dict[str, str]:
+    if registry is None:
+        return {}
+    from stardag.registry._pins import pins
+
+    return {p.task_id: f"pin {p.name}" for p in pins(registry)}
+
+
+def _roots(registry: Registry | None, roots: GcRoots, now: float) -> dict[str, str]:
+    """Roots other than pins: kept builds, running builds, named tasks."""
+    found: dict[str, str] = {}
+    if registry is not None:
+        from stardag.registry._addons import ensure
+
+        ensure(registry)
+        since = None if roots.keep_since is None else now - roots.keep_since
+        for why, task_ids in registry.read(lambda conn: _build_roots(conn, roots, since)):
+            found |= {t: why for t in task_ids if t not in found}
+    for task_id in roots.tasks:
+        found.setdefault(task_id, "named on the command line")
+    return found
+
+
+def _build_roots(
+    conn: Connection, roots: GcRoots, since: float | None
+) -> list[tuple[str, list[str]]]:
+    """(reason, task ids) per kept build: recent ones, and running ones still alive."""
+    from stardag.registry import _gcrows
+
+    kept = [
+        (b, _build_reason(b, roots)) for b in _gcrows.recent_builds(conn, roots.keep_last, since)
+    ]
+    kept += [(b, f"running build {b.id[:8]}") for b in _gcrows.running_builds(conn) if _alive(b)]
+    ran = _gcrows.build_tasks(conn, [b.id for b, _ in kept])
+    return [(why, [*b.roots, *ran[b.id]]) for b, why in kept]
+
+
+def _build_reason(build: BuildRef, roots: GcRoots) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(build.started))
+    which = f"one of the last {roots.keep_last} builds" if roots.keep_last else "a recent build"
+    return f"build {build.id[:8]} of {started}, {which}"
+
+
+def _alive(build: BuildRef) -> bool:
+    """Whether a build marked running may really be running (unknowable on another host)."""
+    if build.host != socket.gethostname():
+        return True
+    try:
+        os.kill(build.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but belongs to another user
+        return True
+    return True
+
+
+# -- the closure -------------------------------------------------------------------------------
+class _Closure:
+    """Walks dependencies down from roots, noting each live task's parent and blobs."""
+
+    def __init__(self, store: Store, registry: Registry | None, plan: GcPlan) -> None:
+        self.store = store
+        self.registry = registry
+        self.plan = plan
+        self._records: dict[str, ActionRecord | None] = {}
+        self.all_records = sorted(store.iter_records())
+
+    def record(self, task_id: str) -> ActionRecord | None:
+        """The task's action record (read once); None if it has none or it is invalid."""
+        if task_id not in self._records:
+            try:
+                self._records[task_id] = self.store.get_record(task_id)
+            except InvalidRecordError:
+                self._records[task_id] = None  # verify reports it; gc treats it as garbage
+        return self._records[task_id]
+
+    def walk(self, start: Iterable[str]) -> None:
+        """Add `start` and everything upstream of it to the live set."""
+        reached = self.plan.reached_from
+        frontier = [t for t in dict.fromkeys(start) if t not in reached]
+        reached.update(dict.fromkeys(frontier))
+        while frontier:
+            deps = self._deps(frontier)
+            upcoming = []
+            for task_id in frontier:
+                self._keep_blobs(task_id)
+                for dep in deps.get(task_id, ()):
+                    if dep not in reached:
+                        reached[dep] = task_id
+                        upcoming.append(dep)
+            frontier = upcoming
+
+    def _deps(self, task_ids: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        if self.registry is not None:
+            from stardag.registry import _gcrows
+
+            found = self.registry.read(lambda conn: _gcrows.edges(conn, task_ids))
+        for task_id in task_ids:
+            record = self.record(task_id)
+            if record is not None:
+                found[task_id] = [*found.get(task_id, ()), *record.requires, *record.dynamic]
+        return found
+
+    def _keep_blobs(self, task_id: str) -> None:
+        record = self.record(task_id)
+        if record is None:
+            return
+        self.plan.families[task_id] = family(record)
+        for digest in self.required(record):
+            self.plan.live_blobs.setdefault(digest, task_id)
+
+    def required(self, record: ActionRecord) -> list[str]:
+        """The blobs a record needs; a damaged directory manifest needs just itself."""
+        try:
+            return self.store.required_blobs(record)
+        except StoreError:
+            return [] if record.inline is not None else [record.digest]
+
+
+def family(record: ActionRecord) -> str:
+    """A task's family: `namespace.name`, or just the name without a namespace."""
+    namespace, name = record.spec.get("namespace", ""), record.spec.get("name", "?")
+    return f"{namespace}.{name}" if namespace else str(name)
+
+
+# -- what is left ------------------------------------------------------------------------------
+def _recent_tasks(
+    store: Store, registry: Registry | None, plan: GcPlan, walker: _Closure, cutoff: float
+) -> list[str]:
+    """Tasks used since `cutoff` (registry runs) or whose record was written since."""
+    recent: set[str] = set()
+    if registry is not None:
+        from stardag.registry import _gcrows
+
+        recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff))
+    for task_id in walker.all_records:
+        known = task_id in plan.reached_from or task_id in recent
+        if not known and _mtime(store, record_path(task_id)) >= cutoff:
+            recent.add(task_id)
+    return sorted(recent - set(plan.reached_from))
+
+
+def _candidates(
+    store: Store, registry: Registry | None, plan: GcPlan, walker: _Closure, cutoff: float
+) -> None:
+    owners: dict[str, list[str]] = {}
+    for task_id in walker.all_records:
+        if task_id not in plan.reached_from:
+            plan.records.append(_record_candidate(store, walker, task_id, owners))
+    loose = [d for d in store.iter_blobs() if d not in plan.live_blobs]
+    used = _last_used(registry, loose)
+    for digest in sorted(loose):
+        try:
+            stat = store.stat_blob(digest)
+        except StoreError:
+            continue  # deleted since the listing
+        if stat.mtime >= cutoff or used.get(digest, float("-inf")) >= cutoff:
+            plan.recent_blobs.add(digest)
+            continue
+        mine = tuple(owners.get(digest, ()))
+        kind = plan.families.get(mine[0], "?") if mine else "(unrecorded)"
+        plan.blobs.append(Candidate("blob", digest, stat.size, kind, owners=mine))
+
+
+def _record_candidate(
+    store: Store, walker: _Closure, task_id: str, owners: dict[str, list[str]]
+) -> Candidate:
+    record = walker.record(task_id)
+    size = _size(store, record_path(task_id))
+    if record is None:
+        return Candidate("record", task_id, size, "(invalid record)")
+    walker.plan.families[task_id] = family(record)
+    for digest in walker.required(record):
+        owners.setdefault(digest, []).append(task_id)
+    return Candidate(
+        "record",
+        task_id,
+        size,
+        family(record),
+        digest=record.digest,
+        inline=record.inline is not None,
+    )
+
+
+def _last_used(registry: Registry | None, digests: list[str]) -> dict[str, float]:
+    if registry is None or not digests:
+        return {}
+    from stardag.registry import _gcrows
+
+    return registry.read(lambda conn: _gcrows.last_used_digests(conn, digests))
+
+
+def _mtime(store: Store, path: str) -> float:
+    try:
+        return store.backend.stat(path).mtime
+    except FileNotFoundError:
+        return float("-inf")
+
+
+def _size(store: Store, path: str) -> int:
+    try:
+        return store.backend.stat(path).size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,296 @@
+"""Verify a store and its registry: every blob, every action record, every output row.
+
+Checks, each reported as a `Finding` of one `Kind`, with the task ids and digest:
+
+- every blob is a whole run of zstd frames whose bytes hash to its name
+  (`corrupt-frame`, `truncated-frame`, `digest-mismatch`);
+- every action record parses, its spec hashes to its task id, and every blob it
+  needs is stored (`invalid-record`, `spec-mismatch`, `missing-blob`);
+- every current output row of the registry for this store still has its bytes
+  (`output-missing`), and every blob is recorded by something (`unrecorded-blob`);
+- temp files older than the grace period were left by a crashed write (`orphan-temp`).
+
+`unrecorded-blob` and `orphan-temp` are warnings (garbage, not damage: gc and
+`--repair` clear them); everything else is an error. `repair=True` deletes bad
+blobs and the action records that need them (their tasks rebuild next time, and
+the registry marks those outputs deleted), deletes invalid records, and removes
+orphan temp files. `sample` checks a random fraction of blobs, records and rows.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stardag import _hashing
+from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordError
+from stardag.maintenance import _repair
+from stardag.maintenance._findings import Finding, Kind
+from stardag.store._blob import STEP
+from stardag.store._frames import FrameDecoder, FrameError
+from stardag.store._record import ActionRecord
+from stardag.store._store import Store, blob_path, record_path
+
+if TYPE_CHECKING:
+    from stardag.registry import Registry
+    from stardag.registry._gcrows import OutputRef
+
+DEFAULT_GRACE = 3600.0
+TMP = "tmp"
+
+
+@dataclass
+class VerifyReport:
+    """What `verify` checked and found."""
+
+    store: str
+    sample: float | None = None
+    blobs: int = 0
+    records: int = 0
+    outputs: int = 0
+    temp_files: int = 0
+    registry: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings that are damage."""
+        return [f for f in self.findings if not f.kind.is_warning]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings that are garbage."""
+        return [f for f in self.findings if f.kind.is_warning]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing is damaged (warnings allowed)."""
+        return not self.errors
+
+    def by_kind(self) -> dict[str, int]:
+        """How many findings of each kind."""
+        return dict(Counter(f.kind.value for f in self.findings))
+
+
+def check_blob(store: Store, digest: str) -> tuple[Kind, str] | None:
+    """Decode and hash one stored blob; the kind of damage and a detail, or None if sound."""
+    try:
+        raw = store.backend.open_read(blob_path(digest))
+    except FileNotFoundError:
+        return Kind.MISSING_BLOB, "the blob is gone"
+    decoder = FrameDecoder()
+    hasher = _hashing.new_hasher()
+    try:
+        with raw:
+            while chunk := raw.read(STEP):
+                hasher.update(decoder.feed(chunk))
+        decoder.finish()
+    except FrameError as exc:
+        return (Kind.TRUNCATED_FRAME if exc.truncated else Kind.CORRUPT_FRAME), str(exc)
+    actual = hasher.hexdigest()
+    if actual != digest:
+        return Kind.DIGEST_MISMATCH, f"its bytes hash to {actual}"
+    return None
+
+
+def verify(
+    store: Store,
+    registry: Registry | None = None,
+    *,
+    sample: float | None = None,
+    repair: bool = False,
+    grace: float = DEFAULT_GRACE,
+    seed: int | None = None,
+) -> VerifyReport:
+    """Check `store` (and its rows in `registry`); with `repair`, fix what can be fixed.
+
+    Args:
+        store: the store to check.
+        registry: the registry whose output rows for this store are checked too.
+        sample: a fraction in (0, 1]: check that share of blobs, records and rows.
+        repair: delete damaged blobs and the records that need them, invalid records
+            and orphan temp files; mark the registry's lost outputs deleted.
+        grace: temp files and unrecorded blobs younger than this many seconds belong
+            to writes that may still be running, and are left alone.
+        seed: seed of the random sample (for a repeatable sample).
+    """
+    run = _Verify(store, registry, sample, grace, random.Random(seed))
+    run.check()
+    if repair:
+        _repair.repair(store, registry, run.report.findings)
+    return run.report
+
+
+class _Verify:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None,
+        sample: float | None,
+        grace: float,
+        rng: random.Random,
+    ) -> None:
+        if sample is not None and not 0 < sample <= 1:
+            raise ValueError(f"sample must be a fraction in (0, 1], not {sample}")
+        self.store = store
+        self.registry = registry
+        self.sample = sample
+        self.grace = grace
+        self.rng = rng
+        self.now = time.time()
+        self.report = VerifyReport(store.url, sample=sample, registry=registry is not None)
+        self.records: dict[str, ActionRecord] = {}
+        self.needed: dict[str, set[str]] = {}  # digest -> task ids whose output needs it
+        self.blobs: set[str] = set()
+        self.damaged: set[str] = set()
+        self.invalid: set[str] = set()  # task ids whose record is reported already
+
+    def _pick(self, items: Iterable[str]) -> list[str]:
+        found = sorted(items)
+        if self.sample is None:
+            return found
+        return sorted(self.rng.sample(found, math.ceil(self.sample * len(found))))
+
+    def add(self, finding: Finding) -> None:
+        self.report.findings.append(finding)
+
+    def check(self) -> None:
+        self.blobs = set(self.store.iter_blobs())
+        self._check_records(self._pick(self.store.iter_records()))
+        self._check_blobs(self._pick(self.blobs))
+        self._check_needed()
+        rows = self._check_registry()
+        if self.sample is None:
+            self._check_unrecorded(rows)
+        self._check_temp()
+
+    # -- records -----------------------------------------------------------------------------
+    def _check_records(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            self.report.records += 1
+            record = self._record(task_id)
+            if record is not None:
+                self.records[task_id] = record
+                for digest in self._required(record):
+                    self.needed.setdefault(digest, set()).add(task_id)
+
+    def _record(self, task_id: str) -> ActionRecord | None:
+        path = record_path(task_id)
+        try:
+            record = self.store.get_record(task_id)
+        except InvalidRecordError as exc:
+            self.invalid.add(task_id)
+            self.add(Finding(Kind.INVALID_RECORD, path, str(exc), task_ids=(task_id,)))
+            return None
+        if record is None:
+            return None  # deleted since the listing
+        actual = _hashing.task_id_of(record.spec)
+        if actual != task_id:
+            self.invalid.add(task_id)
+            detail = f"its spec hashes to {actual}, not to the task id it is stored under"
+            self.add(Finding(Kind.SPEC_MISMATCH, path, detail, record.digest, (task_id,)))
+            return None
+        if record.inline is not None:
+            return self._check_inline(record, path)
+        return record
+
+    def _check_inline(self, record: ActionRecord, path: str) -> ActionRecord | None:
+        try:
+            self.store.read_output(record)
+        except CorruptBlobError as exc:
+            finding = Finding(
+                Kind.DIGEST_MISMATCH, path, str(exc), record.digest, (record.task_id,)
+            )
+            self.add(finding)
+            return None
+        return record
+
+    def _required(self, record: ActionRecord) -> list[str]:
+        try:
+            return self.store.required_blobs(record)
+        except (BlobNotFoundError, CorruptBlobError):
+            return [record.digest]  # a directory whose manifest is missing or damaged
+
+    # -- blobs -------------------------------------------------------------------------------
+    def _check_blobs(self, digests: Sequence[str]) -> None:
+        for digest in digests:
+            self.report.blobs += 1
+            found = check_blob(self.store, digest)
+            if found is None or found[0] is Kind.MISSING_BLOB:
+                continue  # deleted since the listing: judged by the records that need it
+            kind, detail = found
+            self.damaged.add(digest)
+            tasks = tuple(sorted(self.needed.get(digest, ())))
+            self.add(Finding(kind, blob_path(digest), detail, digest, tasks))
+
+    def _check_needed(self) -> None:
+        for digest in sorted(set(self.needed) - self.blobs):
+            if self.store.has_blob(digest):
+                continue  # written since the listing
+            tasks = tuple(sorted(self.needed[digest]))
+            detail = f"needed by {len(tasks)} action record(s) but not stored"
+            self.add(Finding(Kind.MISSING_BLOB, blob_path(digest), detail, digest, tasks))
+
+    # -- registry ------------------------------------------------------------------------------
+    def _check_registry(self) -> set[str]:
+        """Check current output rows; returns every digest the registry records."""
+        if self.registry is None:
+            return set()
+        from stardag.registry import _gcrows
+        from stardag.registry._addons import ensure
+
+        registry = self.registry
+        names = _gcrows.store_names(self.store.url, self.store.backend.url)
+        ensure(registry)
+        rows = registry.read(lambda conn: _gcrows.outputs(conn, names))
+        latest: dict[str, OutputRef] = {}
+        for row in rows:
+            if row.task_id not in latest or row.created > latest[row.task_id].created:
+                latest[row.task_id] = row
+        current = [r for r in latest.values() if not r.deleted]
+        for row in self._sampled_rows(current):
+            self.report.outputs += 1
+            if not self._present(row):
+                detail = "the registry's current output of this task is no longer in the store"
+                path = blob_path(row.digest)
+                self.add(Finding(Kind.OUTPUT_MISSING, path, detail, row.digest, (row.task_id,)))
+        return {r.digest for r in rows if not r.deleted}
+
+    def _sampled_rows(self, rows: list[OutputRef]) -> list[OutputRef]:
+        rows = sorted(rows, key=lambda r: (r.task_id, r.digest))
+        if self.sample is None:
+            return rows
+        return self.rng.sample(rows, math.ceil(self.sample * len(rows)))
+
+    def _present(self, row: OutputRef) -> bool:
+        if row.task_id in self.invalid or row.digest in self.blobs:
+            return True  # a bad record is reported once, as itself
+        return _repair.present(self.store, row)
+
+    def _check_unrecorded(self, recorded: set[str]) -> None:
+        loose = self.blobs - set(self.needed) - recorded - self.damaged
+        for digest in sorted(loose):
+            if self._age(blob_path(digest)) < self.grace:
+                continue
+            detail = "no action record or registry output names it (gc removes it)"
+            self.add(Finding(Kind.UNRECORDED_BLOB, blob_path(digest), detail, digest))
+
+    # -- temp files ----------------------------------------------------------------------------
+    def _check_temp(self) -> None:
+        for path in sorted(self.store.backend.walk(TMP)):
+            self.report.temp_files += 1
+            age = self._age(path)
+            if age >= self.grace:
+                detail = f"a temp file {age / 3600:.1f} h old, left by a write that never finished"
+                self.add(Finding(Kind.ORPHAN_TEMP, path, detail))
+
+    def _age(self, path: str) -> float:
+        try:
+            return self.now - self.store.backend.stat(path).mtime
+        except FileNotFoundError:
+            return 0.0

@@ -1,0 +1,274 @@
+"""Directory outputs: a task that produces a tree of files (a model checkpoint, a dataset).
+
+A task returns `sd.Directory`. It writes its files into a staging folder that the
+store gives it, and returns that:
+
+```python
+@sd.task
+def checkpoint(steps: int) -> sd.Directory:
+    out = sd.Directory.staging()          # an empty local folder (class API:
+    (out.path / "weights.bin").write_bytes(b"...")   # self.target().staging_dir())
+    (out.path / "config.json").write_text("{}")
+    return out                            # any local folder works: sd.Directory(path)
+```
+
+Saving stores each file as a blob of its own (so a file that is identical across
+outputs, or within one, is stored once) and then the tree as a *manifest* blob, the
+task's output: `{"dirs": [...], "files": [{"digest", "path", "size"}], "format": ...}`,
+sorted and compact, so an identical tree has an identical digest. A staging folder
+is removed once stored; a folder you passed yourself is left alone.
+
+Loading gives back an `sd.Directory` that holds only the manifest. Read it in place,
+streaming one verified file at a time (`names()`, `open(name)`, `read_bytes(name)`), or
+materialize it on local disk: `path` (once, into `$STARDAG_HOME/checkouts/<digest>`;
+treat it as read-only) or `materialize(dest)`. A loaded directory may be returned by
+another task as it is: its manifest is reused, and its files copied (verified) if
+that task's store is another one.
+
+A task is complete only when its manifest and every file blob are stored. Manifest
+paths are relative POSIX paths; one that could escape the folder (`..`, absolute,
+empty parts) makes the manifest invalid (`SerializationError`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from stardag import _config, _hashing
+from stardag._errors import SerializationError, StardagError
+from stardag.store._manifest import FileEntry, Manifest, safe_path
+from stardag.store._store import Store, store_for
+
+COPY_STEP = 4 << 20
+
+
+class Directory:
+    """A tree of files: a local folder to store, or a stored one to read.
+
+    `sd.Directory(path)` wraps a local folder; `sd.Directory.staging()` makes a new
+    empty one in the store. A loaded `Directory` reads from the store until
+    materialized (`path`, `materialize()`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._local: Path | None = Path(path)
+        self._owned = False
+        self._manifest: Manifest | None = None
+        self._digest: str | None = None
+        self._store: Store | None = None
+
+    @classmethod
+    def staging(cls, root_key: str = _config.DEFAULT_TARGET_ROOT_KEY) -> Directory:
+        """A new empty folder, given by the store of `root_key`, to write files into.
+
+        Stored, it is removed; if the task fails it stays under the store's `tmp/`.
+        """
+        return cls.staging_in(store_for(_config.target_root(root_key)))
+
+    @classmethod
+    def staging_in(cls, store: Store) -> Directory:
+        """A new empty folder given by `store` (see `staging`)."""
+        directory = cls(store.staging_dir())
+        directory._owned = True
+        return directory
+
+    @classmethod
+    def stored(cls, manifest: Manifest, digest: str, store: Store) -> Directory:
+        """A directory output in `store`, described by its manifest."""
+        directory = cls.__new__(cls)
+        directory._local, directory._owned = None, False
+        directory._manifest, directory._digest, directory._store = manifest, digest, store
+        return directory
+
+    @property
+    def manifest(self) -> Manifest | None:
+        """The stored tree (None for a local folder not stored yet)."""
+        return self._manifest
+
+    @property
+    def digest(self) -> str | None:
+        """The manifest's digest: the output's digest (None for a local folder)."""
+        return self._digest
+
+    @property
+    def path(self) -> Path:
+        """The folder on local disk (a stored one is materialized once, into a cache)."""
+        if self._local is None:
+            assert self._digest is not None
+            cache = Path(_config.stardag_home(), "checkouts", self._digest)
+            self._local = cache if cache.is_dir() else self.materialize(cache)
+        return self._local
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def names(self) -> list[str]:
+        """Every file's relative POSIX path, sorted."""
+        if self._manifest is not None:
+            return sorted(f.path for f in self._manifest.files)
+        return sorted(name for name, _full in _walk(self.path))
+
+    def open(self, name: str) -> IO[bytes]:
+        """A binary stream over one file (a stored one is verified as it is read)."""
+        if self._manifest is None or self._local is not None:
+            return open(self.path / _safe_name(name), "rb")  # the caller closes it
+        assert self._store is not None
+        return io.BufferedReader(self._store.open_blob(self._entry(name).digest))
+
+    def read_bytes(self, name: str) -> bytes:
+        """One file's bytes."""
+        with self.open(name) as f:
+            return f.read()
+
+    def _entry(self, name: str) -> FileEntry:
+        assert self._manifest is not None
+        for entry in self._manifest.files:
+            if entry.path == name:
+                return entry
+        raise KeyError(f"no file {name!r} in directory output {self._digest}")
+
+    def materialize(self, dest: str | os.PathLike[str]) -> Path:
+        """Write the tree to `dest` (absent or empty), verified, whole or not at all."""
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise StardagError(f"cannot materialize a directory output into {dest}: not empty")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
+        try:
+            self._write_tree(staging)
+            try:
+                os.rename(staging, dest)
+            except OSError:
+                if not (dest.is_dir() and self._local is None and dest.name == self._digest):
+                    raise
+                shutil.rmtree(staging)  # another process materialized it first
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return dest
+
+    def _write_tree(self, root: Path) -> None:
+        root.mkdir()
+        if self._manifest is None:
+            shutil.copytree(self.path, root, dirs_exist_ok=True)
+            return
+        assert self._store is not None
+        for folder in self._manifest.dirs:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        for entry in self._manifest.files:
+            target = root / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._store.open_blob(entry.digest) as reader, open(target, "wb") as out:
+                buffer = bytearray(COPY_STEP)
+                while got := reader.readinto(buffer):
+                    out.write(memoryview(buffer)[:got])
+
+    def __repr__(self) -> str:
+        if self._manifest is not None:
+            return f"Directory(<{len(self._manifest.files)} files, {self._digest}>)"
+        return f"Directory({str(self._local)!r})"
+
+
+def _safe_name(name: str) -> str:
+    try:
+        return safe_path(name)
+    except ValueError as exc:
+        raise KeyError(str(exc)) from None
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, full path) of every file under `root`, sorted."""
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        full = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            yield from ((f"{entry.name}/{rel}", path) for rel, path in _walk(full))
+        elif entry.is_dir():
+            raise SerializationError(f"{full} is a link to a folder; only files may be links")
+        elif entry.is_file():
+            yield entry.name, full
+        else:
+            raise SerializationError(f"{full} is not a regular file or folder")
+
+
+def _empty_dirs(root: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if not dirnames and not filenames and Path(dirpath) != root:
+            found.append(Path(dirpath).relative_to(root).as_posix())
+    return found
+
+
+class DirectorySerializer:
+    """`sd.Directory`: each file a blob, the tree a manifest blob (needs the store)."""
+
+    name = "directory"
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
+
+    def bind(self, store: Store) -> DirectorySerializer:
+        """This serializer writing to and reading from `store`."""
+        return DirectorySerializer(store)
+
+    def _bound(self) -> Store:
+        if self.store is None:
+            raise SerializationError("a Directory is stored through a store (Output.save)")
+        return self.store
+
+    def dump(self, value: Any, sink: IO[bytes]) -> None:
+        store = self._bound()
+        if not isinstance(value, Directory):
+            raise SerializationError(f"expected sd.Directory, got {type(value).__qualname__}")
+        if value.manifest is not None and value._local is None:
+            manifest = _reuse(value, store)
+        else:
+            manifest = _ingest(value.path, store)
+        sink.write(manifest.to_json())
+        if value._owned:
+            shutil.rmtree(value.path, ignore_errors=True)
+
+    def load(self, source: IO[bytes]) -> Any:
+        store = self._bound()
+        data = source.read()
+        digest = _hashing.digest_bytes(data)
+        return Directory.stored(Manifest.from_json(data, digest), digest, store)
+
+
+def _ingest(root: Path, store: Store) -> Manifest:
+    if not root.is_dir():
+        raise SerializationError(f"directory output {root} is not a folder")
+    files = []
+    for rel, full in _walk(root):
+        try:
+            with open(full, "rb") as f:
+                files.append(FileEntry(rel, *_store_file(f, store)))
+        except OSError as exc:
+            raise SerializationError(f"cannot read {full}: {exc}") from exc
+    return Manifest(tuple(files), tuple(_empty_dirs(root)))
+
+
+def _store_file(f: IO[bytes], store: Store) -> tuple[int, str]:
+    writer = store.writer()
+    try:
+        buffer = bytearray(COPY_STEP)
+        while got := f.readinto(buffer):  # type: ignore[attr-defined]  # binary files have readinto
+            writer.write(memoryview(buffer)[:got])
+        info = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return info.size_raw, info.digest
+
+
+def _reuse(value: Directory, store: Store) -> Manifest:
+    assert value.manifest is not None and value._store is not None
+    if value._store.url != store.url:
+        for digest in dict.fromkeys(f.digest for f in value.manifest.files):
+            value._store.copy_blob(digest, store)
+    return value.manifest
