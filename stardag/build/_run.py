@@ -1,0 +1,253 @@
+"""The build: walk the DAG from the requested tasks and run what is missing, bottom-up.
+
+One engine (`_Build`) behind four entry points:
+
+- `build(tasks)`: concurrent in this process; async tasks on the event loop,
+  sync tasks on a thread pool (`max_workers`).
+- `build_aio(tasks)`: the same, awaited inside your event loop.
+- `build_sequential(tasks)` / `build_sequential_aio(tasks)`: one task at a time.
+
+Makefile semantics: a complete task is not run and its upstream is not walked;
+each task id runs at most once per build. A cycle is an error before anything
+runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+from stardag.build._engine import Engine
+from stardag.build._events import BuildListener, EventKind
+from stardag.build._summary import BuildFailedError, BuildSummary, FailMode
+from stardag.task._base import BaseTask
+
+if TYPE_CHECKING:
+    from stardag.build._recorder import Recorder
+    from stardag.registry import Registry
+
+
+class _Default(enum.Enum):
+    REGISTRY = "the default registry"
+
+    def __repr__(self) -> str:
+        return "DEFAULT_REGISTRY"
+
+
+DEFAULT_REGISTRY: Final = _Default.REGISTRY
+"""`registry=` default: `STARDAG_REGISTRY_URL`, else `$STARDAG_HOME/registry.db`.
+
+`STARDAG_NO_REGISTRY=1` turns the default off (benchmarks); an explicit registry
+is still recorded into.
+"""
+
+RegistryArg: TypeAlias = "Registry | str | Literal[_Default.REGISTRY] | None"
+_logger = logging.getLogger("stardag")
+_said_unrecorded = False
+
+
+def _start_recorder(
+    registry: RegistryArg, build_id: str, roots: Sequence[BaseTask]
+) -> Recorder | None:
+    """The registry recorder for a build, or None; fails here, before any task runs."""
+    global _said_unrecorded
+    if registry is None:
+        if not _said_unrecorded:
+            _said_unrecorded = True
+            _logger.warning("building with registry=None: builds are not recorded in a registry")
+        return None
+    if registry is DEFAULT_REGISTRY and os.environ.get("STARDAG_NO_REGISTRY", "") not in ("", "0"):
+        return None
+    from stardag.build._recorder import Recorder
+
+    return Recorder.start(None if registry is DEFAULT_REGISTRY else registry, build_id, roots)
+
+
+def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
+    found = [tasks] if isinstance(tasks, BaseTask) else list(tasks)
+    for task in found:
+        if not isinstance(task, BaseTask):
+            raise TypeError(f"expected a task, got {type(task).__qualname__}: {task!r}")
+    return found
+
+
+def _listeners(listeners: Sequence[BuildListener] | None) -> list[BuildListener]:
+    found = list(listeners or ())
+    # Remote sharing (stardag.remote._sharing): a push per output when the active remote writes through.
+    from stardag.build._write_through import write_through
+
+    pusher = write_through()
+    return found if pusher is None else [*found, pusher]
+
+
+def _with_progress(
+    listeners: Sequence[BuildListener] | None, progress: bool
+) -> Sequence[BuildListener] | None:
+    """`listeners`, and with `progress` a `Progress` display (live on a terminal) after them."""
+    if not progress:
+        return listeners
+    from stardag.build._progress import Progress
+
+    return [*(listeners or ()), Progress()]
+
+
+async def _build(
+    tasks: BaseTask | Iterable[BaseTask],
+    *,
+    sequential: bool,
+    fail_mode: FailMode,
+    max_workers: int | None,
+    listeners: Sequence[BuildListener] | None,
+    registry: RegistryArg,
+) -> BuildSummary:
+    """The one engine behind the four entry points."""
+    summary = BuildSummary(build_id=uuid.uuid4().hex)
+    roots = _as_list(tasks)
+    recorder = _start_recorder(registry, summary.build_id, roots)
+    engine = Engine(
+        summary=summary,
+        sequential=sequential,
+        fail_mode=FailMode(fail_mode),
+        max_workers=max_workers,
+        # The recorder goes first: a user's listener that raises cannot starve it.
+        listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
+    )
+    try:
+        await engine.run(roots)
+    except BaseException as exc:
+        if recorder is not None:
+            recorder.note_error(exc)
+        raise
+    finally:
+        summary.ended = time.time()
+        try:
+            with engine.lock:
+                engine.emit(EventKind.BUILD_ENDED, summary=summary)
+        finally:
+            if recorder is not None:
+                recorder.close()
+    if engine.first_error is not None and engine.fail_fast:
+        raise engine.first_error
+    if summary.failures:
+        raise BuildFailedError(summary)
+    if recorder is not None:
+        recorder.check()
+    return summary
+
+
+async def build_aio(
+    tasks: BaseTask | Iterable[BaseTask],
+    *,
+    fail_mode: FailMode = FailMode.FAIL_FAST,
+    max_workers: int | None = None,
+    listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
+) -> BuildSummary:
+    """Build concurrently inside the running event loop (see `build` for the arguments)."""
+    return await _build(
+        tasks,
+        sequential=False,
+        fail_mode=fail_mode,
+        max_workers=max_workers,
+        listeners=_with_progress(listeners, progress),
+        registry=registry,
+    )
+
+
+async def build_sequential_aio(
+    tasks: BaseTask | Iterable[BaseTask],
+    *,
+    fail_mode: FailMode = FailMode.FAIL_FAST,
+    listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
+) -> BuildSummary:
+    """Build one task at a time, inside the running event loop."""
+    return await _build(
+        tasks,
+        sequential=True,
+        fail_mode=fail_mode,
+        max_workers=1,
+        listeners=_with_progress(listeners, progress),
+        registry=registry,
+    )
+
+
+def build(
+    tasks: BaseTask | Iterable[BaseTask],
+    *,
+    fail_mode: FailMode = FailMode.FAIL_FAST,
+    max_workers: int | None = None,
+    listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
+) -> BuildSummary:
+    """Build every missing output of `tasks` and their upstream, concurrently.
+
+    Args:
+        tasks: a task or tasks to build.
+        fail_mode: stop at the first failure, or build every branch that can be built.
+        max_workers: threads for sync tasks (default: one per core).
+        listeners: extra `BuildListener`s that receive every build event.
+        registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
+            URL, or None to build without recording. If it cannot be written, the
+            build raises `RegistryError` before any task runs.
+        progress: show progress on stderr: a live display on a terminal (total, done,
+            cached, running, failed, the tasks running now), plain lines otherwise.
+    """
+    return _run_sync(
+        build_aio(
+            tasks,
+            fail_mode=fail_mode,
+            max_workers=max_workers,
+            listeners=listeners,
+            registry=registry,
+            progress=progress,
+        )
+    )
+
+
+def build_sequential(
+    tasks: BaseTask | Iterable[BaseTask],
+    *,
+    fail_mode: FailMode = FailMode.FAIL_FAST,
+    listeners: Sequence[BuildListener] | None = None,
+    registry: RegistryArg = DEFAULT_REGISTRY,
+    progress: bool = False,
+) -> BuildSummary:
+    """Build every missing output of `tasks` and their upstream, one task at a time."""
+    return _run_sync(
+        build_sequential_aio(
+            tasks, fail_mode=fail_mode, listeners=listeners, registry=registry, progress=progress
+        )
+    )
+
+
+def _run_sync(coro: Any) -> BuildSummary:
+    """Run a build coroutine; from inside a running loop (a notebook), on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[no-any-return]  # coroutine of BuildSummary
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="stardag-build")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]  # set by target()
