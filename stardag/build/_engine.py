@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from stardag._errors import DependencyCycleError, StardagError, TaskFailedError
 from stardag.build._events import BuildEvent, BuildListener, EventKind
-from stardag.task._stored import Task
 from stardag.task._base import BaseTask, flatten_task_struct
+from stardag.task._stored import Task
 
 if TYPE_CHECKING:
     from stardag.build._summary import BuildSummary, FailMode
@@ -197,7 +197,9 @@ class Engine:
                     if complete:
                         node.state = State.CACHED
                         self.summary.already_complete += 1
-                        remote = self.remote_hits.get(node.id)  # read through (stardag.remote._sharing)
+                        remote = self.remote_hits.get(
+                            node.id
+                        )  # read through (stardag.remote._sharing)
                         self.summary.remote_hits += remote is not None
                         self.emit(EventKind.TASK_CACHED, task=node.task, remote=remote)
                     else:

@@ -20,9 +20,9 @@ import time
 from collections.abc import Sequence
 
 from stardag._errors import RegistryError
-from stardag.build._events import BuildEvent, EventKind
-from stardag.task._base import BaseTask
 from stardag._version import __version__
+from stardag.build._events import BuildEvent, EventKind
+from stardag.build._rows import RowMaker
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
 from stardag.registry._environment import (
@@ -34,7 +34,7 @@ from stardag.registry._environment import (
     platform_name,
     python_version,
 )
-from stardag.build._rows import RowMaker
+from stardag.task._base import BaseTask
 
 logger = logging.getLogger("stardag.registry")
 

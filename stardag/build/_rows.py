@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from stardag.build._events import BuildEvent, EventKind
-from stardag.store._store import ActionRecord
-from stardag.task._stored import Task
-from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.registry import _fetches, _writes
 from stardag.registry._environment import Environment, GitState
 from stardag.registry._fingerprint import code_location, fingerprint
 from stardag.remote._sharing import closure
-from stardag.store._store import store_for
+from stardag.store._store import ActionRecord, store_for
+from stardag.task._base import BaseTask, flatten_task_struct
+from stardag.task._stored import Task
 
 if TYPE_CHECKING:
     from stardag.registry._db import Registry
@@ -269,4 +268,6 @@ def _add_read_through(batch: BatchRows, task: BaseTask, remote: str, when: float
     batch.tasks.extend(tasks)
     batch.edges.extend(edges)
     digest = next((r.digest for r in records if r.task_id == task.id), "")
-    batch.fetches.append(_fetches.fetch_row(task.id, digest, remote, "read-through", batch.build_id, when))
+    batch.fetches.append(
+        _fetches.fetch_row(task.id, digest, remote, "read-through", batch.build_id, when)
+    )

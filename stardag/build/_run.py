@@ -80,7 +80,7 @@ def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
 
 def _listeners(listeners: Sequence[BuildListener] | None) -> list[BuildListener]:
     found = list(listeners or ())
-    # Remote sharing (stardag.remote._sharing): a push per output when the active remote writes through.
+    # Write-through (_write_through): a push per output when the active remote asks for it.
     from stardag.build._write_through import write_through
 
     pusher = write_through()
