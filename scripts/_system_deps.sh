@@ -14,3 +14,9 @@ apt_install() {  # apt_install PACKAGE...: install Debian packages (as root, or 
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
 }
+
+# PostgreSQL: the registry's contract tests start a throwaway server (tests/support/postgres.py).
+if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "installing PostgreSQL for the registry tests..." >&2
+  apt_install postgresql
+fi

@@ -21,6 +21,7 @@ StardagError
 ├── RegistryError                the registry cannot be opened, written or queried
 │   ├── RegistryLockedError      still locked by another process after the retries
 │   ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
+│   ├── RegistryUnreachableError the registry's server cannot be reached (down, wrong address)
 │   ├── RegistrySchemaError      made by a newer schema, or not a registry at all
 │   ├── TaskNotFoundError        no recorded task matches an id, prefix or digest
 │   ├── AmbiguousTaskIdError     a prefix matches several recorded tasks
@@ -149,6 +150,13 @@ class RegistryLockedError(RegistryError):
 
 class RegistryUnwritableError(RegistryError):
     """The registry cannot be written (read-only, full disk, missing directory)."""
+
+
+class RegistryUnreachableError(RegistryError):
+    """The registry's database server cannot be reached: down, refusing, or a wrong address.
+
+    `.url` is the URL without its password.
+    """
 
 
 class RegistrySchemaError(RegistryError):

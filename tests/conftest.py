@@ -60,3 +60,25 @@ def s3_url() -> str:
     import uuid
 
     return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+
+
+# -- PostgreSQL: a real server on 127.0.0.1 (tests/support/postgres.py), one per session --
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL server, started on first use and removed at the end."""
+    from postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres: object) -> str:
+    """The SQLAlchemy URL of a fresh, empty registry (a schema of its own) on that server."""
+    from postgres import PostgresServer
+
+    assert isinstance(postgres, PostgresServer)
+    return postgres.fresh_url()

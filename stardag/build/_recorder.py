@@ -159,7 +159,7 @@ class Recorder:
         logger.error(
             "registry %s: recording of build %s is incomplete (%s); "
             "`sd.registry.reindex(root)` restores task, edge and output rows from the store",
-            self.registry.url,
+            self.registry.safe_url,
             self.build_id,
             exc,
         )

@@ -99,9 +99,10 @@ def _home() -> Setting:
 
 def _registry() -> Setting:
     from stardag.registry import default_url
+    from stardag.registry._db import safe_url
 
     if os.environ.get("STARDAG_REGISTRY_URL"):
-        return Setting("registry", default_url(), "STARDAG_REGISTRY_URL")
+        return Setting("registry", safe_url(default_url()), "STARDAG_REGISTRY_URL")
     return Setting("registry", default_url(), "home (STARDAG_HOME/registry.db)")
 
 

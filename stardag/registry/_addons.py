@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import weakref
 
-from sqlalchemy import Boolean, Column, Float, Index, MetaData, String, Table
+from sqlalchemy import Boolean, Column, Connection, Float, Index, MetaData, String, Table
 
-from stardag.registry._db import Registry
+from stardag.registry._db import Registry, lock_schema
 
 ADDONS = MetaData()
 
@@ -61,6 +61,11 @@ def ensure(registry: Registry) -> None:
     with _LOCK:
         if registry in _READY:
             return
-    registry.write(lambda conn: ADDONS.create_all(conn, checkfirst=True))
+
+    def create(conn: Connection) -> None:
+        lock_schema(conn)
+        ADDONS.create_all(conn, checkfirst=True)
+
+    registry.write(create)
     with _LOCK:
         _READY.add(registry)

@@ -5,8 +5,15 @@ every write transaction starts with `BEGIN IMMEDIATE`, so it takes the write
 lock up front instead of failing to upgrade a read lock halfway, and is retried
 with backoff while another process holds the lock. Reads use plain `BEGIN`.
 
+PostgreSQL (`postgresql+psycopg://...`, the `stardag[postgres]` extra) runs the
+same statements: its own row locks replace `BEGIN IMMEDIATE`, pooled connections
+are pinged before use, and a write that meets a deadlock, a serialization failure
+or a dropped connection is retried like a locked SQLite file. Schema changes take
+an advisory lock, so builders starting together create the tables once.
+
 Opening a registry made by an older schema upgrades it in place, in one write
 transaction; one made by a newer schema is refused before anything is written.
+A URL is never shown with its password (`safe_url`).
 """
 
 from __future__ import annotations
@@ -21,15 +28,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, make_url, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from stardag._config import stardag_home
 from stardag._errors import (
+    OptionalDependencyError,
     RegistryError,
     RegistryLockedError,
     RegistrySchemaError,
+    RegistryUnreachableError,
     RegistryUnwritableError,
 )
 from stardag._version import __version__
@@ -42,6 +51,17 @@ logger = logging.getLogger("stardag.registry")
 BUSY_TIMEOUT_MS = 15_000
 LOCK_RETRIES = 8  # after the busy timeout itself gave up
 _BEGIN_OPTION = "stardag_begin"
+CONNECT_TIMEOUT_S = 10
+_DDL_LOCK = 0x5354_4444  # PostgreSQL advisory lock id of schema changes ("STDD")
+_RETRY_STATES = ("40001", "40P01")  # serialization failure, deadlock: the retry succeeds
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password masked, as it may be shown or logged."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001  # not a URL SQLAlchemy parses: show no part of it
+        return "<unparsable registry URL>"
 
 
 def default_url() -> str:
@@ -68,10 +88,19 @@ class Registry:
         self._write_lock = threading.RLock()
         self._read_lock: Any = self._write_lock if self.in_memory else contextlib.nullcontext()
         self.engine = _create_engine(url, self)
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
-        return f"Registry({self.url!r})"
+        return f"Registry({safe_url(self.url)!r})"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, as it may be shown or logged."""
+        return safe_url(self.url)
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one read transaction and return what it returns."""
@@ -82,18 +111,26 @@ class Registry:
             raise _translate(exc, self.url) from exc
 
     def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one short write transaction, retried while the file is locked.
+        """Run `work` in one short write transaction, retried while it cannot go through.
 
-        `work` may run more than once, so it must only touch the database.
+        Retried: a locked SQLite file, a PostgreSQL deadlock or serialization failure,
+        and a connection lost mid-way (a restarting server), with backoff for about
+        ten seconds in all. `work` may run more than once, so it must only touch the
+        database.
         """
         for attempt in range(LOCK_RETRIES + 1):
             try:
                 return self._write_once(work)
             except DBAPIError as exc:
-                if not _is_locked(exc) or attempt == LOCK_RETRIES:
+                if not self._retryable(exc) or attempt == LOCK_RETRIES:
                     raise _translate(exc, self.url) from exc
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
+
+    def _retryable(self, exc: DBAPIError) -> bool:
+        if self.is_sqlite:
+            return _is_locked(exc)
+        return exc.connection_invalidated or _sqlstate(exc) in _RETRY_STATES
 
     def _write_once(self, work: Callable[[Connection], T]) -> T:
         with self._write_lock, self.engine.connect() as conn:
@@ -122,7 +159,7 @@ def _is_memory(url: str) -> bool:
 
 def _create_engine(url: str, registry: Registry) -> Engine:
     if not registry.is_sqlite:
-        return create_engine(url)
+        return _server_engine(url)
     if not registry.in_memory:
         _make_parent_dir(url)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
@@ -132,6 +169,28 @@ def _create_engine(url: str, registry: Registry) -> Engine:
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
     return engine
+
+
+def _server_engine(url: str) -> Engine:
+    """An engine for a database server (PostgreSQL): pinged connections, a connect timeout."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        return create_engine(url, **kwargs)
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            f"registry {safe_url(url)} needs the database driver {exc.name or parsed.drivername}: "
+            "pip install 'stardag[postgres]' (psycopg 3) for postgresql+psycopg:// URLs",
+            package=exc.name or parsed.drivername,
+        ) from None
+
+
+def lock_schema(conn: Connection) -> None:
+    """Serialise schema changes between processes (PostgreSQL; SQLite's write lock does it)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
 
 
 def _make_parent_dir(url: str) -> None:
@@ -177,20 +236,49 @@ _ESCAPE = (
 )
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _unreachable(exc: DBAPIError, url: str) -> bool:
+    if make_url(url).get_backend_name() == "sqlite":
+        return False
+    return exc.connection_invalidated or (
+        isinstance(exc, OperationalError) and _sqlstate(exc) in (None, "08000", "08001", "08006")
+    )
+
+
 def _translate(exc: DBAPIError, url: str) -> RegistryError:
-    message = str(exc.orig)
+    message = _scrub(str(exc.orig).strip(), url)
+    shown = safe_url(url)
+    if _unreachable(exc, url):
+        return RegistryUnreachableError(
+            f"cannot reach registry {shown}: {message}. Check that the server is up and the "
+            "host, port, user and database are right (STARDAG_REGISTRY_URL or the active "
+            "profile, see `stardag config show`), or build with registry=None",
+            url=shown,
+        )
     if _is_locked(exc):
         return RegistryLockedError(
-            f"registry {url} stayed locked by other writers through {LOCK_RETRIES} retries "
+            f"registry {shown} stayed locked by other writers through {LOCK_RETRIES} retries "
             f"({message})",
-            url=url,
+            url=shown,
         )
     lowered = message.lower()
     if any(word in lowered for word in ("readonly", "read-only", "full", "unable to open")):
         return RegistryUnwritableError(
-            f"registry {url} cannot be written: {message}. " + _ESCAPE, url=url
+            f"registry {shown} cannot be written: {message}. " + _ESCAPE, url=shown
         )
-    return RegistryError(f"registry {url} failed: {message}", url=url)
+    return RegistryError(f"registry {shown} failed: {message}", url=shown)
+
+
+def _scrub(message: str, url: str) -> str:
+    """A driver's message, with the URL's password taken out should the driver echo it."""
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001  # an unparsable URL has no password to find
+        return message
+    return message.replace(str(password), "***") if password else message
 
 
 # -- schema versions ----------------------------------------------------------------------
@@ -212,14 +300,15 @@ def _stored_version(conn: Connection) -> int | None:
 def _refuse_newer(version: int | None, url: str) -> None:
     if version is not None and version > _models.SCHEMA_VERSION:
         raise RegistrySchemaError(
-            f"registry {url} has schema version {version}, newer than the version "
+            f"registry {safe_url(url)} has schema version {version}, newer than the version "
             f"{_models.SCHEMA_VERSION} this Stardag {__version__} understands; upgrade "
             "stardag to use it (it was left untouched)",
-            url=url,
+            url=safe_url(url),
         )
 
 
 def _create_or_upgrade(conn: Connection) -> None:
+    lock_schema(conn)
     version = _stored_version(conn)  # again: another process may have just done it
     _refuse_newer(version, str(conn.engine.url))
     if version == _models.SCHEMA_VERSION:
@@ -233,7 +322,7 @@ def _create_or_upgrade(conn: Connection) -> None:
         logger.info(
             "upgrading registry %s to schema %d (%s)", conn.engine.url, step.version, step.name
         )
-        for statement in step.statements:
+        for statement in step.statements_for(conn.dialect.name):
             conn.exec_driver_sql(statement)
     _stamp(conn, steps)
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, Float, MetaData, String, Table, inspect, select
 
 from stardag.registry import _writes
-from stardag.registry._db import Registry, resolve
+from stardag.registry._db import Registry, lock_schema, resolve
 from stardag.registry._reindex import _task_row
 from stardag.store._store import ActionRecord, Store
 
@@ -63,8 +63,16 @@ def lineage_rows(records: Sequence[ActionRecord]) -> tuple[list[_writes.Row], li
 def write_fetches(conn: Connection, rows: Sequence[_writes.Row]) -> None:
     """Insert fetch rows, creating the table on first use (in the caller's transaction)."""
     if rows:
-        FETCHES_METADATA.create_all(conn, checkfirst=True)
+        _ensure_table(conn)
         conn.execute(FETCHES.insert(), list(rows))
+
+
+def _ensure_table(conn: Connection) -> None:
+    """Create the fetches table if it is missing (under the schema lock, in the caller's
+    transaction)."""
+    if not inspect(conn).has_table(FETCHES.name):
+        lock_schema(conn)
+        FETCHES_METADATA.create_all(conn, checkfirst=True)
 
 
 def record_pull(
@@ -91,7 +99,7 @@ def fetches(registry: Registry | str | None = None, *, build_id: str | None = No
     opened = resolve(registry)
 
     def query(conn: Connection) -> list[Fetch]:
-        FETCHES_METADATA.create_all(conn, checkfirst=True)
+        _ensure_table(conn)
         stmt = select(FETCHES).order_by(FETCHES.c.fetched)
         if build_id is not None:
             stmt = stmt.where(FETCHES.c.build_id == build_id)

@@ -3,8 +3,14 @@
 Steps are frozen SQL, never generated from the current models: a registry made
 by schema N must upgrade the same way forever. Applied in order, inside one
 write transaction, each stamped in `schema_version`. A test checks that running
-every step from nothing gives exactly the tables the models create.
-`scripts/gen_schema.py` copies them to `schema/migrations/`.
+every step from nothing gives exactly the tables the models create, on SQLite
+and on PostgreSQL.
+
+One definition serves both databases: the statements are portable SQL, except
+for `{bigint}`, a byte count's type (INTEGER in SQLite, whose integers already
+hold 64 bits; BIGINT in PostgreSQL). `scripts/gen_schema.py` writes each step
+as it runs on each: `schema/migrations/` (SQLite) and
+`schema/postgresql/migrations/`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+
+    def statements_for(self, dialect: str) -> tuple[str, ...]:
+        """The statements as they run on `dialect` ("sqlite" or "postgresql")."""
+        types = TYPES.get(dialect, TYPES["sqlite"])
+        return tuple(statement.format_map(types) for statement in self.statements)
+
+
+TYPES = {"sqlite": {"bigint": "INTEGER"}, "postgresql": {"bigint": "BIGINT"}}
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -110,7 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 error_message VARCHAR,
                 traceback VARCHAR,
                 digest VARCHAR,
-                size_raw INTEGER,
+                size_raw {bigint},
                 fingerprint VARCHAR,
                 PRIMARY KEY (build_id, task_id),
                 FOREIGN KEY(build_id) REFERENCES builds (id),
@@ -128,8 +142,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 task_id VARCHAR NOT NULL,
                 digest VARCHAR NOT NULL,
                 serializer VARCHAR NOT NULL,
-                size_raw INTEGER NOT NULL,
-                size_stored INTEGER NOT NULL,
+                size_raw {bigint} NOT NULL,
+                size_stored {bigint} NOT NULL,
                 created FLOAT NOT NULL,
                 build_id VARCHAR,
                 store VARCHAR,
@@ -155,6 +169,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             """
             UPDATE outputs SET last_used = created
+            """,
+        ),
+    ),
+    Migration(
+        3,
+        "claims",
+        (
+            """
+            CREATE TABLE claims (
+                task_id VARCHAR NOT NULL,
+                build_id VARCHAR NOT NULL,
+                host VARCHAR NOT NULL,
+                pid INTEGER NOT NULL,
+                claimed FLOAT NOT NULL,
+                expires FLOAT NOT NULL,
+                state VARCHAR NOT NULL,
+                generation INTEGER NOT NULL,
+                error VARCHAR,
+                PRIMARY KEY (task_id)
+            )
+            """,
+            """
+            CREATE INDEX ix_claims_build_id ON claims (build_id)
             """,
         ),
     ),

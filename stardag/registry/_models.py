@@ -8,11 +8,21 @@ run again (a test fails until both are done).
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKeyConstraint, Index
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, Integer
 from sqlmodel import Field, SQLModel
 
 # Bump with every new migration step; a registry stamped higher is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# Byte counts: SQLite's INTEGER already holds 64 bits, PostgreSQL's needs BIGINT.
+_BYTES = Integer().with_variant(BigInteger(), "postgresql")
+
+
+def _bytes(nullable: bool) -> Any:
+    """A byte-count column (a fresh Column per model field)."""
+    return Field(default=None, sa_column=Column(_BYTES, nullable=nullable))
 
 
 class SchemaVersionRow(SQLModel, table=True):
@@ -20,7 +30,7 @@ class SchemaVersionRow(SQLModel, table=True):
 
     __tablename__ = "schema_version"
 
-    version: int = Field(primary_key=True)
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     name: str
     applied_at: float
     stardag_version: str
@@ -111,7 +121,7 @@ class RunRow(SQLModel, table=True):
     error_message: str | None = None
     traceback: str | None = None
     digest: str | None = None
-    size_raw: int | None = None
+    size_raw: int | None = _bytes(nullable=True)
     fingerprint: str | None = None  # of the code that ran
 
 
@@ -128,9 +138,26 @@ class OutputRow(SQLModel, table=True):
     task_id: str = Field(primary_key=True, foreign_key="tasks.id")
     digest: str = Field(primary_key=True)
     serializer: str
-    size_raw: int
-    size_stored: int
+    size_raw: int = _bytes(nullable=False)
+    size_stored: int = _bytes(nullable=False)
     created: float
     build_id: str | None = None  # with task_id, the run that wrote it; None if reindexed
     store: str | None = None  # the store root URL it was written to
     last_used: float | None = None  # written or reused by a build (a cache hit): for gc
+
+
+class ClaimRow(SQLModel, table=True):
+    """Which build is computing a task id, until when (see `stardag.registry._claims`)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_build_id", "build_id"),)
+
+    task_id: str = Field(primary_key=True)
+    build_id: str
+    host: str
+    pid: int
+    claimed: float
+    expires: float  # renewed by the holder's heartbeat while held
+    state: str  # held, released, failed
+    generation: int  # 1 when first claimed; each takeover adds one
+    error: str | None = None  # why the task failed (state failed)

@@ -1,5 +1,8 @@
 """The files under `schema/`, generated from the code: DDL, JSON Schemas, migrations.
 
+The DDL and the migration steps come once per database: SQLite's at the top
+(`registry.sql`, `migrations/`), PostgreSQL's under `postgresql/`.
+
 `scripts/gen_schema.py` writes them; a test regenerates them in memory and fails
 if the files differ, so `schema/` can never drift from the models.
 """
@@ -12,7 +15,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import MetaData
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 from typing_extensions import TypedDict
@@ -44,32 +48,41 @@ class TaskSpec(TypedDict):
 def files() -> dict[str, str]:
     """Every file under `schema/`, by path relative to it, with its content."""
     found = {
-        "registry.sql": ddl(),
         "task_spec.schema.json": _json(task_spec_schema()),
         "action_record.schema.json": _json(action_record_schema()),
     }
-    for step in MIGRATIONS:
-        found[f"migrations/{step.version:04d}_{step.name}.sql"] = migration_sql(step.version)
+    for dialect, folder in (("sqlite", ""), ("postgresql", "postgresql/")):
+        found[f"{folder}registry.sql"] = ddl(dialect)
+        for step in MIGRATIONS:
+            name = f"{folder}migrations/{step.version:04d}_{step.name}.sql"
+            found[name] = migration_sql(step.version, dialect)
     return found
 
 
-def ddl() -> str:
-    """The SQLite DDL of the current schema, then of the add-on tables."""
+_DIALECTS: dict[str, Dialect] = {
+    "sqlite": sqlite.dialect(),
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+}
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def ddl(dialect: str = "sqlite") -> str:
+    """The DDL of the current schema in `dialect`, then of the add-on tables."""
     header = [
         f"-- {_GENERATED.format(source='stardag/registry/_models.py, _addons.py, _fetches.py')}",
-        f"-- Stardag registry, schema version {_models.SCHEMA_VERSION}.",
+        f"-- Stardag registry, schema version {_models.SCHEMA_VERSION}, for {_NAMES[dialect]}.",
     ]
     addons = [
         "-- Add-on tables (stardag/registry/_addons.py, _fetches.py): created on first use",
         "-- by the features that need them, outside the versioned schema.",
     ]
-    parts = ["\n".join(header), _metadata_ddl(SQLModel.metadata), "\n".join(addons)]
-    parts += [_metadata_ddl(ADDONS), _metadata_ddl(FETCHES_METADATA)]
+    compiler = _DIALECTS[dialect]
+    parts = ["\n".join(header), _metadata_ddl(SQLModel.metadata, compiler), "\n".join(addons)]
+    parts += [_metadata_ddl(ADDONS, compiler), _metadata_ddl(FETCHES_METADATA, compiler)]
     return "\n\n".join(parts) + "\n"
 
 
-def _metadata_ddl(metadata: MetaData) -> str:
-    dialect = sqlite.dialect()
+def _metadata_ddl(metadata: MetaData, dialect: Dialect) -> str:
     statements = []
     for table in metadata.sorted_tables:
         statements.append(_clean(str(CreateTable(table).compile(dialect=dialect))))
@@ -83,12 +96,13 @@ def _clean(statement: str) -> str:
     return "\n".join(lines)
 
 
-def migration_sql(version: int) -> str:
-    """One migration step as an SQL file."""
+def migration_sql(version: int, dialect: str = "sqlite") -> str:
+    """One migration step as an SQL file, as it runs on `dialect`."""
     step = next(m for m in MIGRATIONS if m.version == version)
     header = f"-- {_GENERATED.format(source='stardag/registry/_migrations.py')}\n"
-    header += f"-- Schema step {step.version}: {step.name}.\n"
-    body = "\n\n".join(textwrap.dedent(s).strip() + ";" for s in step.statements)
+    header += f"-- Schema step {step.version}: {step.name}, for {_NAMES[dialect]}.\n"
+    statements = step.statements_for(dialect)
+    body = "\n\n".join(textwrap.dedent(s).strip() + ";" for s in statements)
     return header + "\n" + body + "\n"
 
 

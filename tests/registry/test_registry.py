@@ -29,6 +29,7 @@ def test_registry_all_is_sorted_and_complete() -> None:
     assert all(getattr(sd.registry, name) is not None for name in sd.registry.__all__)
 
 
+@pytest.mark.sqlite_only
 def test_a_full_registry_fails_the_build_before_any_task_runs() -> None:
     """A registry with no room left raises RegistryUnwritableError and runs nothing."""
     registry = sd.registry.Registry("sqlite://")  # one connection: the PRAGMA sticks

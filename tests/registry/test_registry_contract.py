@@ -1,9 +1,8 @@
-"""The registry contract, run against SQLite on disk and SQLite in memory."""
+"""The registry contract, run against SQLite on disk, SQLite in memory and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,9 +62,9 @@ class Fanout(sd.Task[int]):
 
 
 @pytest.fixture(params=["disk", "memory"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sd.registry.Registry]:
-    """A fresh registry: a SQLite file, or SQLite in memory."""
-    url = f"sqlite:///{tmp_path / 'registry.db'}" if request.param == "disk" else "sqlite://"
+def registry(request: pytest.FixtureRequest, registry_url: str) -> Iterator[sd.registry.Registry]:
+    """A fresh registry: the backend's (a SQLite file, or PostgreSQL), or SQLite in memory."""
+    url = registry_url if request.param == "disk" else "sqlite://"
     opened = sd.registry.Registry(url)
     yield opened
     opened.close()

@@ -10,10 +10,12 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 import stardag as sd
 from stardag.registry import _db
+from stardag.registry._migrations import MIGRATIONS
+from stardag.registry._models import SCHEMA_VERSION
 
 sd.auto_namespace(__name__)
 
@@ -36,6 +38,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.sqlite_only
 def test_default_registry_lives_in_stardag_home(stardag_home: Path) -> None:
     """Without STARDAG_REGISTRY_URL the registry is $STARDAG_HOME/registry.db."""
     assert sd.registry.default_url() == _url(stardag_home / "registry.db")
@@ -43,6 +46,7 @@ def test_default_registry_lives_in_stardag_home(stardag_home: Path) -> None:
     assert (stardag_home / "registry.db").is_file()
 
 
+@pytest.mark.sqlite_only
 def test_registry_url_moves_the_registry_alone(
     tmp_path: Path, stardag_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -53,6 +57,7 @@ def test_registry_url_moves_the_registry_alone(
     assert not (stardag_home / "registry.db").exists()
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     """A registry file is in WAL mode, so readers never block its writer."""
     sd.registry.Registry(_url(tmp_path / "r.db")).close()
@@ -60,14 +65,16 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.sqlite_only
 def test_a_fresh_registry_is_stamped_with_every_schema_step(tmp_path: Path) -> None:
     """A new registry records each schema step as applied."""
     sd.registry.Registry(_url(tmp_path / "r.db")).close()
     with closing(sqlite3.connect(tmp_path / "r.db")) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
-    assert versions == [1, 2]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
+@pytest.mark.sqlite_only
 def test_a_schema_1_registry_is_upgraded_in_place(tmp_path: Path) -> None:
     """Opening the fixture made by schema 1 upgrades it and keeps every row."""
     path = tmp_path / "old.db"
@@ -81,6 +88,7 @@ def test_a_schema_1_registry_is_upgraded_in_place(tmp_path: Path) -> None:
     registry.close()
 
 
+@pytest.mark.sqlite_only
 def test_an_upgraded_registry_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
     """Schema 1 plus every migration gives exactly the tables, columns and indexes of today."""
     shutil.copy(FIXTURE_V1, tmp_path / "old.db")
@@ -111,6 +119,7 @@ def _structure(registry: sd.registry.Registry) -> dict[str, object]:
     return found
 
 
+@pytest.mark.sqlite_only
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     """A registry stamped by a future schema raises RegistrySchemaError and is not changed."""
     path = tmp_path / "future.db"
@@ -125,6 +134,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert _digest(path) == before
 
 
+@pytest.mark.sqlite_only
 def test_a_database_that_is_not_a_registry_is_refused(tmp_path: Path) -> None:
     """Tables without a schema_version table are someone else's database."""
     path = tmp_path / "other.db"
@@ -134,6 +144,7 @@ def test_a_database_that_is_not_a_registry_is_refused(tmp_path: Path) -> None:
         sd.registry.Registry(_url(path))
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_registry_fails_the_build_before_any_task_runs(tmp_path: Path) -> None:
     """Building into a registry that cannot be written raises and runs nothing."""
     path = tmp_path / "r.db"
@@ -146,6 +157,7 @@ def test_a_read_only_registry_fails_the_build_before_any_task_runs(tmp_path: Pat
     assert not noted(value=3).complete()
 
 
+@pytest.mark.sqlite_only
 def test_an_unreachable_registry_directory_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,6 +170,7 @@ def test_an_unreachable_registry_directory_fails_the_build(
     assert RAN == []
 
 
+@pytest.mark.sqlite_only
 def test_a_write_waits_out_a_short_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write blocked by another process's transaction is retried until it succeeds."""
     monkeypatch.setattr(_db, "BUSY_TIMEOUT_MS", 50)
@@ -169,6 +182,7 @@ def test_a_write_waits_out_a_short_lock(tmp_path: Path, monkeypatch: pytest.Monk
     registry.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_lock_held_past_every_retry_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,7 +203,30 @@ def _hold_write_lock(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@pytest.mark.sqlite_only
 def test_open_returns_one_registry_per_url(tmp_path: Path) -> None:
     """sd.registry.open(url) opens a URL once per process."""
     url = _url(tmp_path / "r.db")
     assert sd.registry.open(url) is sd.registry.open(url)
+
+
+def test_schema_1_upgraded_on_open_equals_a_new_registry(
+    registry_url: str, registry_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Schema 1 as its migration writes it, opened, has exactly the schema of a new registry."""
+    engine = create_engine(registry_url)
+    with engine.begin() as conn:
+        for statement in MIGRATIONS[0].statements_for(conn.dialect.name):
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql("INSERT INTO schema_version VALUES (1, 'initial', 0, '0')")
+    engine.dispose()
+    upgraded = sd.registry.Registry(registry_url)
+    if registry_backend == "postgresql":
+        fresh_url = request.getfixturevalue("postgres").fresh_url()
+    else:
+        fresh_url = _url(tmp_path / "fresh.db")
+    fresh = sd.registry.Registry(fresh_url)
+    assert _structure(upgraded) == _structure(fresh)
+    assert "claims" in _structure(upgraded)
+    upgraded.close()
+    fresh.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import stardag as sd
 from stardag.store._store import record_path
 
@@ -20,6 +22,7 @@ def grow(x: sd.Depends[int]) -> int:
     return x + 1
 
 
+@pytest.mark.sqlite_only
 def test_a_lost_registry_is_recovered_from_the_store(stardag_home: Path) -> None:
     """After deleting the registry, reindex restores tasks, edges and outputs."""
     top = grow(x=grow(x=seed(n=1)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +16,14 @@ T1, T2, DIGEST_A, DIGEST_B = "1" * 64, "2" * 64, "a" * 64, "b" * 64
 
 @pytest.fixture(params=[True, False], ids=["bulk", "portable"])
 def registry(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, registry_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[sd.registry.Registry]:
-    """A registry written through SQLite's multi-row statements, or the portable ones."""
+    """A registry written through SQLite's multi-row statements, or the portable ones.
+
+    On PostgreSQL (the contract's other backend) both are its portable statements.
+    """
     monkeypatch.setattr(_writes, "BULK_SQLITE", request.param)
-    opened = sd.registry.Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    opened = sd.registry.Registry(registry_url)
     yield opened
     opened.close()
 

@@ -1,0 +1,166 @@
+"""Claims: which builder is computing a task id right now, so each task is computed once.
+
+A claim is one row of `claims` per task id: the holder (build id, host, pid), when
+it was taken, and when it expires. A builder takes the claims of the tasks that
+became ready together in one statement; it wins a task whose row is absent, released,
+failed, or expired, and loses one that another builder holds and keeps renewing.
+Expiry is judged by one clock: the database server's on PostgreSQL, this machine's
+on SQLite (a SQLite registry is only ever shared by processes of one machine).
+
+Rows stay after release (`released`, or `failed` with the error): the table says who
+computed what under claims, and `generation` counts takeovers, so a builder that
+won a fresh row knows nobody else computed the task since its own check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy import Float as FloatType
+from sqlalchemy.dialects import postgresql, sqlite
+
+from stardag.registry import _models
+
+CLAIMS: Table = _models.ClaimRow.__table__  # type: ignore[attr-defined]
+HELD, RELEASED, FAILED = "held", "released", "failed"
+CHUNK = 80  # rows per claiming statement: 11 bound values each, under SQLite's old limit of 999
+MAX_ERROR = 4096
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds claims: one build in one process on one host."""
+
+    build_id: str
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Won:
+    """A claim this builder won; `fresh` when nobody had ever claimed the task."""
+
+    task_id: str
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Another builder's claim on a task, as a waiting builder polls it."""
+
+    task_id: str
+    build_id: str
+    state: str
+    expired: bool
+    error: str | None
+
+
+def now(conn: Connection) -> Any:
+    """Seconds since the epoch on the clock claims are judged by (a SQL expression)."""
+    if conn.dialect.name == "postgresql":
+        return cast(func.extract("epoch", func.clock_timestamp()), FloatType)
+    return bindparam("now", time.time(), type_=FloatType)
+
+
+def claim(conn: Connection, task_ids: Sequence[str], holder: Holder, ttl: float) -> list[Won]:
+    """Claim these task ids for `holder`; the ones it won (held by nobody else, or expired)."""
+    # Sorted and unique: two builders claiming overlapping sets lock rows in one order.
+    ordered = sorted(set(task_ids))
+    won: list[Won] = []
+    for start in range(0, len(ordered), CHUNK):
+        won += _claim_chunk(conn, ordered[start : start + CHUNK], holder, ttl)
+    return won
+
+
+def _claim_chunk(
+    conn: Connection, task_ids: Sequence[str], holder: Holder, ttl: float
+) -> list[Won]:
+    clock = now(conn)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [
+        {
+            "task_id": task_id,
+            "build_id": holder.build_id,
+            "host": holder.host,
+            "pid": holder.pid,
+            "claimed": clock,
+            "expires": clock + ttl,
+            "state": HELD,
+            "generation": 1,
+            "error": None,
+        }
+        for task_id in task_ids
+    ]
+    stmt = dialect.insert(CLAIMS).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["task_id"],
+        set_={
+            "build_id": stmt.excluded.build_id,
+            "host": stmt.excluded.host,
+            "pid": stmt.excluded.pid,
+            "claimed": clock,
+            "expires": clock + ttl,
+            "state": HELD,
+            "generation": CLAIMS.c.generation + 1,
+            "error": None,
+        },
+        where=or_(CLAIMS.c.state != HELD, CLAIMS.c.expires < clock),
+    ).returning(CLAIMS.c.task_id, CLAIMS.c.generation)
+    return [Won(task_id, generation == 1) for task_id, generation in conn.execute(stmt)]
+
+
+def renew(conn: Connection, holder: Holder, ttl: float) -> int:
+    """Push back the expiry of every claim `holder` still holds; how many it holds."""
+    clock = now(conn)
+    stmt = (
+        update(CLAIMS)
+        .where(CLAIMS.c.build_id == holder.build_id, CLAIMS.c.state == HELD)
+        .values(expires=clock + ttl)
+    )
+    return int(conn.execute(stmt).rowcount or 0)
+
+
+def release(conn: Connection, holder: Holder, done: Sequence[str], failed: dict[str, str]) -> None:
+    """Release claims: tasks finished or given up (`done`), and failed ones with their errors."""
+    clock = now(conn)
+    mine = and_(CLAIMS.c.build_id == holder.build_id, CLAIMS.c.state == HELD)
+    for start in range(0, len(done), 500):
+        chunk = list(done[start : start + 500])
+        conn.execute(
+            update(CLAIMS)
+            .where(mine, CLAIMS.c.task_id.in_(chunk))
+            .values(state=RELEASED, expires=clock)
+        )
+    for task_id, error in sorted(failed.items()):
+        conn.execute(
+            update(CLAIMS)
+            .where(mine, CLAIMS.c.task_id == task_id)
+            .values(state=FAILED, expires=clock, error=error[:MAX_ERROR])
+        )
+
+
+def poll(conn: Connection, task_ids: Sequence[str]) -> list[Seen]:
+    """The claims on these task ids as they stand (a task without a row is absent)."""
+    clock = now(conn)
+    seen: list[Seen] = []
+    for start in range(0, len(task_ids), 500):
+        chunk = list(task_ids[start : start + 500])
+        query = select(
+            CLAIMS.c.task_id,
+            CLAIMS.c.build_id,
+            CLAIMS.c.state,
+            (CLAIMS.c.expires < clock).label("expired"),
+            CLAIMS.c.error,
+        ).where(CLAIMS.c.task_id.in_(chunk))
+        seen += [Seen(t, b, s, bool(x), e) for t, b, s, x, e in conn.execute(query)]
+    return seen
+
+
+def holders(conn: Connection) -> list[dict[str, Any]]:
+    """Every claim row, newest first (for `stardag` commands and tests)."""
+    query = select(CLAIMS).order_by(CLAIMS.c.claimed.desc())
+    return [dict(row._mapping) for row in conn.execute(query)]
