@@ -48,8 +48,11 @@ from stardag._errors import (
     TaskImportError,
     TaskNotFoundError,
     TaskReferenceError,
+    TaskRehydrationError,
+    TaskVersionMismatchError,
     UnknownRemoteError,
     UnknownRootKeyError,
+    UnstableSerializationError,
     UntrustedRemoteError,
 )
 from stardag._version import __version__
@@ -66,6 +69,7 @@ from stardag.build._events import BuildEvent, BuildListener, EventKind
 from stardag.build._write_through import WriteThrough
 from stardag.remote._sharing import PullReport, PushReport, pull, push
 from stardag.store._directory import Directory
+from stardag.task._alias import AliasedMetadata, AliasTask
 from stardag.task._base import (
     BaseTask,
     LoadableTask,
@@ -77,14 +81,31 @@ from stardag.task._base import (
 from stardag.task._classes import auto_namespace, namespace
 from stardag.task._decorator import FunctionTask, task
 from stardag.task._fields import Depends, SubClass, TaskLoads
+from stardag.task._polymorphic import Polymorphic, PolymorphicRoot, StardagBaseModel
+from stardag.task._rehydrate import check_serialization_stability, task_from_registry_data
+from stardag.task._sets import HashableSet, HashSafeSetSerializer
 from stardag.task._stored import AutoTask, Output, Task
-from stardag.task._target import FileTarget, LocalFileTarget, get_file_target, get_target
+from stardag.task._target import (
+    DirectoryTarget,
+    FileTarget,
+    InMemoryFileTarget,
+    LocalFileTarget,
+    get_directory_target,
+    get_file_target,
+    get_target,
+)
+from stardag.task._validate import LoadValidator
+
+FileSystemTarget: _typing.TypeAlias = FileTarget | DirectoryTarget
+"""A file or a directory target (`stardag.target.FileSystemTarget`)."""
 
 if _typing.TYPE_CHECKING:
     from stardag import registry
     from stardag.maintenance._audit import audit
 
 __all__ = [
+    "AliasTask",
+    "AliasedMetadata",
     "AmbiguousTaskIdError",
     "AutoTask",
     "BackendError",
@@ -99,18 +120,26 @@ __all__ = [
     "DependencyCycleError",
     "Depends",
     "Directory",
+    "DirectoryTarget",
     "EventKind",
     "FailMode",
+    "FileSystemTarget",
     "FileTarget",
     "FunctionTask",
+    "HashSafeSetSerializer",
+    "HashableSet",
+    "InMemoryFileTarget",
     "InvalidKeyError",
     "InvalidRecordError",
+    "LoadValidator",
     "LoadableTask",
     "LocalFileTarget",
     "MissingReturnAnnotationError",
     "NoGcRootsError",
     "OptionalDependencyError",
     "Output",
+    "Polymorphic",
+    "PolymorphicRoot",
     "PullReport",
     "PushReport",
     "RegistryError",
@@ -121,6 +150,7 @@ __all__ = [
     "RegistryUnwritableError",
     "RemoteError",
     "SerializationError",
+    "StardagBaseModel",
     "StardagError",
     "StardagField",
     "StoreError",
@@ -135,9 +165,12 @@ __all__ = [
     "TaskLoads",
     "TaskNotFoundError",
     "TaskReferenceError",
+    "TaskRehydrationError",
     "TaskStruct",
+    "TaskVersionMismatchError",
     "UnknownRemoteError",
     "UnknownRootKeyError",
+    "UnstableSerializationError",
     "UntrustedRemoteError",
     "WriteThrough",
     "__version__",
@@ -147,7 +180,9 @@ __all__ = [
     "build_aio",
     "build_sequential",
     "build_sequential_aio",
+    "check_serialization_stability",
     "flatten_task_struct",
+    "get_directory_target",
     "get_file_target",
     "get_target",
     "namespace",
@@ -155,6 +190,7 @@ __all__ = [
     "push",
     "registry",
     "task",
+    "task_from_registry_data",
 ]
 
 

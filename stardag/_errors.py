@@ -49,6 +49,21 @@ class TaskDefinitionError(StardagError, TypeError):
     """A task class or decorated function is malformed."""
 
 
+class TaskRehydrationError(StardagError):
+    """A task could not be rebuilt from its JSON body (`sd.task_from_registry_data`)."""
+
+
+class UnstableSerializationError(StardagError):
+    """A task's JSON body does not survive a round trip (`sd.check_serialization_stability`)."""
+
+
+class TaskVersionMismatchError(StardagError, ValueError):
+    """A task's `version` is not its class's current `__version__`, so it must not run.
+
+    Also a `ValueError`, which is what the released stardag raised for it.
+    """
+
+
 class MissingReturnAnnotationError(TaskDefinitionError):
     """An `@sd.task` function has no return annotation, so no serializer can be chosen."""
 
@@ -65,8 +80,11 @@ class CanonicalEncodingError(StardagError, TypeError):
         self.field = field
 
 
-class DependencyCycleError(StardagError):
-    """The requested tasks' dependencies form a cycle."""
+class DependencyCycleError(StardagError, RuntimeError):
+    """The requested tasks' dependencies form a cycle (found before anything runs).
+
+    Also a `RuntimeError`, which is what the released stardag raised for a cycle.
+    """
 
     def __init__(self, message: str, *, cycle: list[str]) -> None:
         super().__init__(message)

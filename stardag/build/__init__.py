@@ -12,6 +12,7 @@ each task id runs at most once per build. A cycle is an error before anything
 runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 """
 
+from stardag.build._context import BuildContext, get_current_build_context, get_current_build_id
 from stardag.build._events import BuildEvent, BuildListener, EventKind
 from stardag.build._run import (
     DEFAULT_REGISTRY,
@@ -20,18 +21,33 @@ from stardag.build._run import (
     build_sequential,
     build_sequential_aio,
 )
-from stardag.build._summary import BuildFailedError, BuildSummary, FailMode
+from stardag.build._summary import (
+    BuildExitStatus,
+    BuildFailed,
+    BuildFailedError,
+    BuildStopped,
+    BuildSummary,
+    FailMode,
+    TaskCount,
+)
 
 __all__ = [
+    "BuildContext",
     "BuildEvent",
+    "BuildExitStatus",
+    "BuildFailed",
+    "BuildStopped",
     "BuildFailedError",
     "BuildListener",
     "BuildSummary",
     "DEFAULT_REGISTRY",
     "EventKind",
     "FailMode",
+    "TaskCount",
     "build",
     "build_aio",
     "build_sequential",
     "build_sequential_aio",
+    "get_current_build_context",
+    "get_current_build_id",
 ]

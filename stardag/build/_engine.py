@@ -17,6 +17,7 @@ event loop, which builds what it yielded and then queues the generator to resume
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import inspect
 import os
@@ -55,10 +56,10 @@ class Node:
 
     __slots__ = ("dependents", "deps", "id", "is_async", "state", "task", "waiters", "waiting")
 
-    def __init__(self, task: BaseTask) -> None:
+    def __init__(self, task: BaseTask, dual_async: bool = True) -> None:
         self.task = task
         self.id = task.id
-        self.is_async = _is_async(task)
+        self.is_async = _is_async(task, dual_async)
         self.deps: list[Node] = []
         self.dependents: list[Node] = []
         self.waiting = 0  # unfinished static dependencies
@@ -100,11 +101,19 @@ def _uses_store_completeness(task: BaseTask) -> bool:
     return type(task).complete is Task.complete
 
 
-def _is_async(task: BaseTask) -> bool:
-    declared = getattr(type(task), "__stardag_is_async__", None)
+def _is_async(task: BaseTask, dual_async: bool = True) -> bool:
+    """Whether the build runs `task` through `run_aio()` (else through `run()`).
+
+    A task that defines both (a dual task) goes by `dual_async`: the build's
+    `dual_run_default`.
+    """
+    cls = type(task)
+    declared = getattr(cls, "__stardag_is_async__", None)
     if declared is not None:
         return bool(declared)
-    return type(task).run_aio is not BaseTask.run_aio
+    if cls.run_aio is BaseTask.run_aio:
+        return False
+    return dual_async or cls.run is BaseTask.run
 
 
 class Engine:
@@ -118,9 +127,16 @@ class Engine:
         fail_mode: FailMode,
         max_workers: int | None,
         listeners: Sequence[BuildListener],
+        dual_async: bool = True,
+        sync_mode: str = "thread",
     ) -> None:
         self.summary = summary
         self.sequential = sequential
+        # How tasks run (the entry points' dual_run_default and sync_run_default):
+        # a dual task through run_aio() or run(); a sync task on a worker thread
+        # ("thread") or on the event loop's thread ("blocking").
+        self.dual_async = dual_async
+        self.sync_blocking = sync_mode == "blocking"
         self.fail_fast = fail_mode.value == "fail_fast"
         # Like Dask's threaded scheduler: one thread per core by default. Sync Python
         # tasks share the GIL, so more threads than cores mostly adds contention.
@@ -131,6 +147,7 @@ class Engine:
         self.outstanding = 0  # dispatched and not finished
         self.stopping = False
         self.first_error: BaseException | None = None
+        self.first_failed: BaseTask | None = None
         self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
         self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
         self.background: set[asyncio.Future[None]] = set()
@@ -173,8 +190,14 @@ class Engine:
                 await asyncio.to_thread(thread.join)
 
     def start_workers(self) -> list[threading.Thread]:
+        # Each worker runs in a copy of this context: get_current_build_id() works there.
         threads = [
-            threading.Thread(target=self.worker, name=f"stardag-{i}", daemon=True)
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self.worker,),
+                name=f"stardag-{i}",
+                daemon=True,
+            )
             for i in range(self.workers)
         ]
         for thread in threads:
@@ -219,7 +242,7 @@ class Engine:
             if not isinstance(task, BaseTask):
                 raise TypeError(f"expected a task, got {type(task).__qualname__}: {task!r}")
             if task.id not in self.nodes:
-                node = self.nodes[task.id] = Node(task)
+                node = self.nodes[task.id] = Node(task, self.dual_async)
                 self.summary.names[node.id] = type(task).get_name()
                 admitted.append(node)
         return admitted
@@ -321,6 +344,8 @@ class Engine:
         if self.sequential:
             self.loop_queue.append((node, resume))
             self.loop.call_soon_threadsafe(self.wake.set)
+        elif not node.is_async and self.sync_blocking:
+            self.loop.call_soon_threadsafe(self.run_sync, node, resume)
         elif node.is_async:
             self.loop.call_soon_threadsafe(self.spawn_async, node, resume)
         elif getattr(self.local, "next", False) is None:
@@ -354,6 +379,7 @@ class Engine:
         self.emit(EventKind.TASK_FAILED, task=node.task, error=error, dynamic=_dynamic(node))
         if self.first_error is None:
             self.first_error = error
+            self.first_failed = node.task
         if self.fail_fast:
             self.stopping = True
         for waiter in node.waiters:
@@ -390,6 +416,7 @@ class Engine:
             if resume is None:
                 if self.begin(node):
                     return
+                task._check_before_run()
                 result = task.run()
                 if inspect.isgenerator(result):
                     resume = result
@@ -460,6 +487,7 @@ class Engine:
         try:
             if self.begin(node):
                 return
+            task._check_before_run()
             outcome = task.run_aio()
             if inspect.isasyncgen(outcome):
                 result = await self.drive_async(node, outcome)
@@ -562,8 +590,10 @@ class Engine:
             node, resume = self.loop_queue.popleft()
             if node.is_async and resume is None:
                 await self.run_on_loop(node)
-            else:
+            elif self.sync_blocking:
                 self.run_sync(node, resume)
+            else:  # sync_run_default="thread": one at a time, but off the loop
+                await asyncio.to_thread(self.run_sync, node, resume)
 
 
 def _incomplete(task: BaseTask) -> TaskFailedError:

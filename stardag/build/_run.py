@@ -24,9 +24,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
 from stardag.build._events import BuildListener, EventKind
-from stardag.build._summary import BuildFailedError, BuildSummary, FailMode
+from stardag.build._summary import BuildSummary, FailMode
 from stardag.task._base import BaseTask
 
 if TYPE_CHECKING:
@@ -98,6 +99,21 @@ def _with_progress(
     return [*(listeners or ()), Progress()]
 
 
+DualRunDefault: TypeAlias = Literal["sync", "async"]
+SyncRunDefault: TypeAlias = Literal["thread", "blocking", "process"]
+
+
+def _run_policy(dual_run_default: str, sync_run_default: str) -> tuple[bool, str]:
+    """Check the two run defaults; (whether dual tasks run async, the sync mode)."""
+    if dual_run_default not in ("sync", "async"):
+        raise ValueError(f"dual_run_default must be 'sync' or 'async', got {dual_run_default!r}")
+    if sync_run_default not in ("thread", "blocking", "process"):
+        raise ValueError(
+            f"sync_run_default must be 'thread', 'blocking' or 'process', got {sync_run_default!r}"
+        )
+    return dual_run_default == "async", sync_run_default
+
+
 async def _build(
     tasks: BaseTask | Iterable[BaseTask],
     *,
@@ -106,8 +122,14 @@ async def _build(
     max_workers: int | None,
     listeners: Sequence[BuildListener] | None,
     registry: RegistryArg,
+    raise_on_failure: bool = True,
+    dual_run_default: DualRunDefault = "async",
+    sync_run_default: SyncRunDefault = "thread",
 ) -> BuildSummary:
     """The one engine behind the four entry points."""
+    dual_async, sync_mode = _run_policy(dual_run_default, sync_run_default)
+    if sync_mode == "process":
+        raise NotImplementedError("sync_run_default='process' needs the process-pool executor")
     summary = BuildSummary(build_id=uuid.uuid4().hex)
     roots = _as_list(tasks)
     recorder = _start_recorder(registry, summary.build_id, roots)
@@ -118,7 +140,10 @@ async def _build(
         max_workers=max_workers,
         # The recorder goes first: a user's listener that raises cannot starve it.
         listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
+        dual_async=dual_async,
+        sync_mode=sync_mode,
     )
+    token = current_build_context.set(BuildContext(build_id=summary.build_id))
     try:
         await engine.run(roots)
     except BaseException as exc:
@@ -126,17 +151,18 @@ async def _build(
             recorder.note_error(exc)
         raise
     finally:
+        current_build_context.reset(token)
         summary.ended = time.time()
+        summary.error = engine.first_error
+        summary.failed_task = engine.first_failed
         try:
             with engine.lock:
                 engine.emit(EventKind.BUILD_ENDED, summary=summary)
         finally:
             if recorder is not None:
                 recorder.close()
-    if engine.first_error is not None and engine.fail_fast:
+    if engine.first_error is not None and engine.fail_fast and raise_on_failure:
         raise engine.first_error
-    if summary.failures:
-        raise BuildFailedError(summary)
     if recorder is not None:
         recorder.check()
     return summary
@@ -150,6 +176,9 @@ async def build_aio(
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
     progress: bool = False,
+    raise_on_failure: bool = True,
+    dual_run_default: DualRunDefault = "async",
+    sync_run_default: SyncRunDefault = "thread",
 ) -> BuildSummary:
     """Build concurrently inside the running event loop (see `build` for the arguments)."""
     return await _build(
@@ -159,6 +188,9 @@ async def build_aio(
         max_workers=max_workers,
         listeners=_with_progress(listeners, progress),
         registry=registry,
+        raise_on_failure=raise_on_failure,
+        dual_run_default=dual_run_default,
+        sync_run_default=sync_run_default,
     )
 
 
@@ -169,8 +201,16 @@ async def build_sequential_aio(
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
     progress: bool = False,
+    raise_on_failure: bool = True,
+    dual_run_default: DualRunDefault = "async",
+    sync_run_default: Literal["thread", "blocking"] = "blocking",
 ) -> BuildSummary:
-    """Build one task at a time, inside the running event loop."""
+    """Build one task at a time, inside the running event loop.
+
+    A sync task runs on the loop (`sync_run_default="blocking"`) or on a helper
+    thread (`"thread"`); a task with both `run()` and `run_aio()` runs `run_aio()`
+    unless `dual_run_default="sync"`. See `build` for the other arguments.
+    """
     return await _build(
         tasks,
         sequential=True,
@@ -178,6 +218,9 @@ async def build_sequential_aio(
         max_workers=1,
         listeners=_with_progress(listeners, progress),
         registry=registry,
+        raise_on_failure=raise_on_failure,
+        dual_run_default=dual_run_default,
+        sync_run_default=sync_run_default,
     )
 
 
@@ -189,12 +232,18 @@ def build(
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
     progress: bool = False,
+    raise_on_failure: bool = True,
+    dual_run_default: DualRunDefault = "async",
+    sync_run_default: SyncRunDefault = "thread",
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, concurrently.
 
     Args:
         tasks: a task or tasks to build.
-        fail_mode: stop at the first failure, or build every branch that can be built.
+        fail_mode: `FAIL_FAST` stops at the first failure and re-raises the task's
+            own exception; `CONTINUE` builds every branch that does not depend on a
+            failure and returns a summary whose `status` is `FAILURE` (call
+            `summary.raise_on_failure()` to raise `BuildFailedError`).
         max_workers: threads for sync tasks (default: one per core).
         listeners: extra `BuildListener`s that receive every build event.
         registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
@@ -202,6 +251,12 @@ def build(
             build raises `RegistryError` before any task runs.
         progress: show progress on stderr: a live display on a terminal (total, done,
             cached, running, failed, the tasks running now), plain lines otherwise.
+        raise_on_failure: with `FAIL_FAST`, re-raise the failing task's exception
+            (default); False returns the summary with status `FAILURE` instead.
+        dual_run_default: how a task that defines both `run()` and `run_aio()` runs:
+            `"async"` (the default here) or `"sync"`.
+        sync_run_default: where sync tasks run: `"thread"` (a worker thread, the
+            default), `"blocking"` (on the event loop's thread) or `"process"`.
     """
     return _run_sync(
         build_aio(
@@ -211,6 +266,9 @@ def build(
             listeners=listeners,
             registry=registry,
             progress=progress,
+            raise_on_failure=raise_on_failure,
+            dual_run_default=dual_run_default,
+            sync_run_default=sync_run_default,
         )
     )
 
@@ -222,11 +280,25 @@ def build_sequential(
     listeners: Sequence[BuildListener] | None = None,
     registry: RegistryArg = DEFAULT_REGISTRY,
     progress: bool = False,
+    raise_on_failure: bool = True,
+    dual_run_default: DualRunDefault = "sync",
+    sync_run_default: Literal["thread", "blocking"] = "blocking",
 ) -> BuildSummary:
-    """Build every missing output of `tasks` and their upstream, one task at a time."""
+    """Build every missing output of `tasks` and their upstream, one task at a time.
+
+    Sync tasks run on the calling thread; a task with both `run()` and `run_aio()`
+    runs `run()` unless `dual_run_default="async"`. See `build` for the arguments.
+    """
     return _run_sync(
         build_sequential_aio(
-            tasks, fail_mode=fail_mode, listeners=listeners, registry=registry, progress=progress
+            tasks,
+            fail_mode=fail_mode,
+            listeners=listeners,
+            registry=registry,
+            progress=progress,
+            raise_on_failure=raise_on_failure,
+            dual_run_default=dual_run_default,
+            sync_run_default=sync_run_default,
         )
     )
 

@@ -1,16 +1,25 @@
-"""`stardag build MODULE:ATTR`: build with a progress display, then a summary."""
+"""`stardag build REF...`: build with a progress display, then a summary (or a plan).
+
+A reference is `module:attr` naming a task, a list of tasks, a zero-argument
+function returning them, or a task class made from `--param key=value` pairs.
+`--dry-run` prints what would run and what is already complete, running nothing;
+`--json` prints the plan or the build's summary as JSON.
+"""
 
 from __future__ import annotations
 
 import enum
 import sys
 import traceback
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stardag.cli._app import app
-from stardag.cli._common import EXIT_FAILED, command, console
+from stardag.cli._common import EXIT_FAILED, JsonFlag, command, console, print_json
+
+if TYPE_CHECKING:
+    from stardag.task._base import BaseTask
 
 
 class FailModeChoice(str, enum.Enum):
@@ -35,9 +44,18 @@ class _Outcome:
 @app.command()
 @command
 def build(
-    target: Annotated[
-        str, typer.Argument(metavar="MODULE:ATTR", help="A task, or a list of tasks.")
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="MODULE:ATTR...",
+            help="Tasks: a task, a list of tasks, a function returning them, "
+            "or a task class (with --param).",
+        ),
     ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="key=value for a task class (JSON values)."),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", min=1, help="Threads for sync tasks.")
     ] = None,
@@ -48,29 +66,133 @@ def build(
         bool | None,
         typer.Option("--progress/--no-progress", help="Live display (default: on a terminal)."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what would run and what is complete; run nothing."),
+    ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Build a task and its upstream, showing progress; exit 1 if anything failed."""
+    """Build tasks and their upstream, showing progress; exit 1 if anything failed."""
     import stardag as sd
     from stardag.build._events import BuildListener
     from stardag.build._progress import Progress
-    from stardag.maintenance._resolve import tasks_named
+    from stardag.maintenance._resolve import parse_params, roots_named
 
-    tasks = tasks_named(target)
+    tasks = roots_named(targets, parse_params(param or []))
+    if dry_run:
+        _dry_run(tasks, as_json)
+        return
     outcome = _Outcome()
     mode = sd.FailMode.CONTINUE if fail_mode is FailModeChoice.continue_ else sd.FailMode.FAIL_FAST
-    listeners: list[BuildListener] = [Progress(sys.stderr, live=progress), outcome]
+    listeners: list[BuildListener] = [outcome]
+    if not as_json or progress:
+        listeners.insert(0, Progress(sys.stderr, live=progress))
     try:
-        sd.build(tasks, fail_mode=mode, max_workers=workers, listeners=listeners)
-    except sd.BuildFailedError as exc:
-        _report_failures(exc.summary)
-        raise typer.Exit(EXIT_FAILED) from None
+        summary = sd.build(tasks, fail_mode=mode, max_workers=workers, listeners=listeners)
     except Exception as exc:  # a task's own error (fail fast): show it, exit 1
         if isinstance(exc, sd.StardagError) and outcome.summary is None:
             raise  # the build never started (a cycle, an unwritable registry): one line
         traceback.print_exception(exc, file=sys.stderr)
-        _report_failures(outcome.summary)
+        if as_json and outcome.summary is not None:
+            print_json(_summary_json(outcome.summary))
+        else:
+            _report_failures(outcome.summary)
         raise typer.Exit(EXIT_FAILED) from None
-    console().print(f"[green]build succeeded[/green]: {outcome.summary}")
+    if as_json:
+        print_json(_summary_json(summary))
+    elif summary.ok:
+        console().print(f"[green]build succeeded[/green]: {summary}")
+    else:
+        _report_failures(summary)
+    if not summary.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _summary_json(summary: Any) -> dict[str, Any]:
+    count = summary.task_count
+    return {
+        "build_id": summary.build_id,
+        "status": summary.status.value,
+        "task_count": {
+            "discovered": count.discovered,
+            "previously_completed": count.previously_completed,
+            "succeeded": count.succeeded,
+            "failed": count.failed,
+            "cancelled": count.cancelled,
+            "skipped": count.skipped,
+        },
+        "remote_hits": summary.remote_hits,
+        "duration_s": round(summary.duration, 3),
+        "failures": [
+            {
+                "task_id": task_id,
+                "task": summary.names.get(task_id, "?"),
+                "error": f"{type(error).__name__}: {error}",
+            }
+            for task_id, error in summary.failures.items()
+        ],
+    }
+
+
+def _dry_run(roots: list[BaseTask], as_json: bool) -> None:
+    """Walk from the roots as a build would (complete tasks end the walk) and print it."""
+    from stardag.task._base import flatten_task_struct
+
+    order: list[BaseTask] = []
+    complete: dict[str, bool] = {}
+    upstream: dict[str, list[str]] = {}
+    stack = list(reversed(roots))
+    while stack:
+        task = stack.pop()
+        if task.id in complete:
+            continue
+        complete[task.id] = bool(task.complete())
+        order.append(task)
+        if not complete[task.id]:
+            deps = flatten_task_struct(task.requires())
+            upstream[task.id] = [d.id for d in deps]
+            stack.extend(reversed(deps))
+    root_ids = {r.id for r in roots}
+    rows: list[dict[str, Any]] = [
+        {
+            "task_id": t.id,
+            "task": f"{t.get_namespace()}.{t.get_name()}".lstrip("."),
+            "complete": complete[t.id],
+            "upstream": upstream.get(t.id, []),
+            "root": t.id in root_ids,
+        }
+        for t in order
+    ]
+    to_run = sum(not r["complete"] for r in rows)
+    if as_json:
+        print_json(
+            {
+                "roots": [r.id for r in roots],
+                "tasks": rows,
+                "to_run": to_run,
+                "previously_completed": len(rows) - to_run,
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title="What a build would do (nothing ran)")
+    for column in ("task id", "task", "complete", "upstream", "root"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["task_id"][:12],
+            row["task"],
+            "yes" if row["complete"] else "no: would run",
+            str(len(row["upstream"])) if not row["complete"] else "-",
+            "yes" if row["root"] else "",
+        )
+    out = console()
+    out.print(table)
+    out.print(
+        f"{len(rows)} task(s): {to_run} would run, {len(rows) - to_run} already complete "
+        "(dry run: nothing ran)"
+    )
 
 
 def _report_failures(summary: Any) -> None:

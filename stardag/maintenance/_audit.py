@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from stardag import _config
 from stardag._errors import StardagError
-from stardag.build import BuildFailedError, FailMode, build
+from stardag.build import FailMode, build
 from stardag.registry._audits import DIFFERS, FAILED, REPRODUCED, UNRECORDED, Verdict
 from stardag.store._store import ActionRecord, Store, store_for
 from stardag.task._base import BaseTask, flatten_task_struct
@@ -171,11 +171,8 @@ def _copy_inputs(inputs: list[tuple[BaseTask | str, Store]], scratch: str) -> No
 
 def _run(task: BaseTask) -> dict[str, BaseException]:
     """Build `task` where the roots now point; the errors of tasks that failed."""
-    try:
-        build(task, fail_mode=FailMode.CONTINUE)
-    except BuildFailedError as exc:
-        return dict(exc.summary.failures)
-    return {}
+    summary = build(task, fail_mode=FailMode.CONTINUE)
+    return dict(summary.failures)
 
 
 def _verdict(

@@ -13,6 +13,7 @@ Anything else is a `TaskReferenceError`; an id or prefix that matches nothing is
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -78,6 +79,72 @@ def tasks_named(reference: str) -> list[BaseTask]:
         raise TaskReferenceError(
             f"{reference} is a {type(found).__qualname__}, not a task (or a list of tasks); "
             "name a task instance, such as my_module:my_task = MyTask(...)",
+            reference=reference,
+        )
+    return tasks
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=value` pairs (`--param`); a value is JSON-decoded when it decodes, else a string."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise TaskReferenceError(f"--param {pair!r} is not key=value", reference=pair)
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def roots_named(references: Sequence[str], params: dict[str, Any] | None = None) -> list[BaseTask]:
+    """The tasks several `module:attr` references name, for `stardag build`.
+
+    Each names a task, a list or tuple of tasks, a task class (instantiated with
+    `params`, the `--param` values) or a zero-argument callable returning a task or a
+    list of tasks. `params` given with no task class among the references is an error.
+    """
+    params = params or {}
+    roots: list[BaseTask] = []
+    used_params = False
+    for reference in references:
+        found = import_object(reference)
+        if isinstance(found, type) and issubclass(found, BaseTask):
+            try:
+                found = found(**params)
+            except Exception as exc:  # noqa: BLE001  # ValidationError and friends: the user's input
+                detail = str(exc).splitlines()
+                raise TaskReferenceError(
+                    f"cannot make {reference} from --param {params}: "
+                    + "; ".join(line.strip() for line in detail[:4]),
+                    reference=reference,
+                ) from None
+            used_params = True
+        elif callable(found) and not isinstance(found, BaseTask):
+            try:
+                found = found()
+            except Exception as exc:  # noqa: BLE001  # the user's function: reported in one line
+                raise TaskReferenceError(
+                    f"calling {reference}() raised {type(exc).__name__}: {exc}",
+                    reference=reference,
+                ) from None
+        roots.extend(_tasks_in(found, reference))
+    if params and not used_params:
+        raise TaskReferenceError(
+            "--param applies only to a reference that names a task class",
+            reference=" ".join(references),
+        )
+    return roots
+
+
+def _tasks_in(found: Any, reference: str) -> list[BaseTask]:
+    tasks = list(found) if isinstance(found, (list, tuple)) else [found]
+    if not tasks or not all(isinstance(t, BaseTask) for t in tasks):
+        raise TaskReferenceError(
+            f"{reference} is a {type(found).__qualname__}, not a task, a list of tasks, "
+            "a task class (with --param) or a function returning tasks; name one, such "
+            "as my_module:my_task = MyTask(...)",
             reference=reference,
         )
     return tasks

@@ -11,7 +11,9 @@
 | JSON-able (Pydantic can schema)  | `json`           | Pydantic JSON, sorted keys, no whitespace |
 | anything else                    | `pickle`         | pickle protocol 5                         |
 
-`Annotated[T, serializer]` picks one explicitly. Each serializer writes to a
+`Annotated[T, serializer]` picks one explicitly; a serializer written against the
+released stardag's protocol (`dump(value, target)`/`load(target)`) works there too,
+through `TargetSerializer`, and its bytes are stored like any other. Each serializer writes to a
 binary sink and reads from a binary source, chunk by chunk where the format
 allows (`.npy` streams both ways; Parquet keeps its index at the end, so it is
 read whole). Parquet is written uncompressed: the store compresses (or not) the
@@ -21,11 +23,16 @@ not installed is an `OptionalDependencyError` naming the extra to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
 import pickle
+import shutil
+import tempfile
 import typing
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import IO, Annotated, Any, Protocol, runtime_checkable
 
@@ -285,6 +292,143 @@ class PandasSerializer:
         return _read_parquet(source).to_pandas()
 
 
+class PandasCSVSerializer:
+    """`pandas.DataFrame` as CSV with its index (the released stardag's CSV format)."""
+
+    name = "pandas-csv"
+
+    def dump(self, value: Any, sink: IO[bytes]) -> None:
+        pd = optional_import("pandas", "pandas", "a pandas.DataFrame output")
+        if not isinstance(value, pd.DataFrame):
+            raise SerializationError(f"expected pandas.DataFrame, got {type(value).__qualname__}")
+        sink.write(value.to_csv(index=True, lineterminator="\n").encode())
+
+    def load(self, source: IO[bytes]) -> Any:
+        pd = optional_import("pandas", "pandas", "loading a pandas.DataFrame output")
+        return pd.read_csv(io.BytesIO(source.read()), index_col=0)
+
+
+class TargetSerializer:
+    """A serializer written against the released stardag's protocol, in our store.
+
+    Such a serializer has `dump(value, target)` and `load(target)` on a file target
+    (and no `name`). This adapter hands it a stand-in target whose `open()`,
+    `open_aio()` and `proxy_path()` lead to the blob being written or read, so its
+    bytes land content-addressed like any other. The record names it by its class.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        cls = type(inner)
+        self.name = f"target:{cls.__module__}.{cls.__qualname__}"
+
+    def dump(self, value: Any, sink: IO[bytes]) -> None:
+        self.inner.dump(value, _BlobTarget(sink, writing=True))
+
+    def load(self, source: IO[bytes]) -> Any:
+        return self.inner.load(_BlobTarget(source, writing=False))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TargetSerializer) and other.inner == self.inner
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def is_target_serializer(candidate: Any) -> bool:
+    """Whether `candidate` looks like a serializer of the released stardag's protocol."""
+    if isinstance(candidate, (type, Serializer)):
+        return False
+    return callable(getattr(candidate, "dump", None)) and callable(getattr(candidate, "load", None))
+
+
+class _Unclosed(io.RawIOBase):
+    """The blob's stream as a file a target serializer may close without closing the blob."""
+
+    def __init__(self, inner: IO[bytes], writing: bool) -> None:
+        super().__init__()
+        self._inner = inner
+        self._writing = writing
+
+    def readable(self) -> bool:
+        return not self._writing
+
+    def writable(self) -> bool:
+        return self._writing
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def write(self, data: Any, /) -> int:
+        self._inner.write(data)
+        return len(data)
+
+
+class _BlobTarget:
+    """The stand-in file target a `TargetSerializer` hands its serializer."""
+
+    uri = "stardag://blob"
+
+    def __init__(self, stream: IO[bytes], *, writing: bool) -> None:
+        self._stream = stream
+        self._writing = writing
+
+    def exists(self) -> bool:
+        return not self._writing
+
+    @contextlib.contextmanager
+    def open(self, mode: str = "r") -> Iterator[IO[Any]]:
+        if mode not in ("r", "rb", "w", "wb") or mode.startswith("w") != self._writing:
+            doing = "written" if self._writing else "read"
+            raise SerializationError(
+                f"the blob is being {doing}: cannot open it with mode {mode!r}"
+            )
+        raw = io.BufferedWriter(_Unclosed(self._stream, True)) if self._writing else None
+        if raw is None:
+            reader = io.BufferedReader(_Unclosed(self._stream, False))
+            yield io.TextIOWrapper(reader, encoding="utf-8") if mode == "r" else reader
+            return
+        handle: IO[Any] = io.TextIOWrapper(raw, encoding="utf-8") if mode == "w" else raw
+        yield handle
+        handle.flush()
+
+    @contextlib.asynccontextmanager
+    async def open_aio(self, mode: str = "r") -> AsyncIterator[Any]:
+        with self.open(mode) as handle:
+            yield _AsyncFile(handle)
+
+    @contextlib.contextmanager
+    def proxy_path(self, mode: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="stardag-serialize-") as scratch:
+            local = Path(scratch) / "blob"
+            if mode == "r":
+                with self.open("rb") as source, open(local, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+                yield local
+                return
+            yield local
+            with open(local, "rb") as source, self.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+
+    @contextlib.asynccontextmanager
+    async def proxy_path_aio(self, mode: str) -> AsyncIterator[Path]:
+        with self.proxy_path(mode) as path:
+            yield path
+
+
+class _AsyncFile:
+    def __init__(self, handle: IO[Any]) -> None:
+        self._handle = handle
+
+    async def read(self, size: int = -1) -> Any:
+        return self._handle.read(size)
+
+    async def write(self, data: Any) -> int:
+        return int(self._handle.write(data))
+
+
 def _write_parquet(table: Any, sink: IO[bytes]) -> None:
     pq = optional_import("pyarrow.parquet", "arrow", "a Parquet output")
     try:
@@ -306,6 +450,8 @@ def serializer_for(tp: Any) -> Serializer:
         for meta in typing.get_args(tp)[1:]:
             if isinstance(meta, Serializer):
                 return meta
+            if is_target_serializer(meta):
+                return TargetSerializer(meta)
         tp = typing.get_args(tp)[0]
     by_type = _serializer_by_type(tp)
     if by_type is not None:
@@ -358,6 +504,7 @@ def by_name(name: str, tp: Any) -> Serializer:
             NumpySerializer,
             ArrowSerializer,
             PandasSerializer,
+            PandasCSVSerializer,
         )
     }
     if name in builtin:

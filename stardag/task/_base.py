@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import inspect
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, Union
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 from pydantic.fields import FieldInfo
 
 from stardag import _hashing
-from stardag._errors import CanonicalEncodingError, TaskDefinitionError
+from stardag._errors import CanonicalEncodingError, TaskDefinitionError, TaskVersionMismatchError
 from stardag.task import _classes
 
 if TYPE_CHECKING:
@@ -45,17 +46,55 @@ class StardagField:
     """
 
     _UNSET: ClassVar[object] = object()
+    __slots__ = ("compat_default", "significant")
+    compat_default: Any
+    significant: bool
 
-    def __init__(self, compat_default: Any = _UNSET, *, significant: bool = True) -> None:
+    def __init__(
+        self, compat_default: Any = _UNSET, *, significant: bool = True, **removed: Any
+    ) -> None:
+        for option in removed:
+            if option in _REMOVED_FIELD_OPTIONS:
+                raise TypeError(
+                    f"StardagField({option}=...) was removed (as in stardag 0.28); "
+                    "use StardagField(significant=False) to keep a parameter out of the task id"
+                )
+            raise TypeError(f"StardagField() got an unexpected keyword argument {option!r}")
         if not isinstance(significant, bool):
             raise TypeError(f"StardagField(significant=...) must be a bool, got {significant!r}")
         if compat_default is not StardagField._UNSET and not significant:
             raise TypeError("compat_default only makes sense on a significant field")
-        self.compat_default = compat_default
-        self.significant = significant
+        object.__setattr__(self, "compat_default", compat_default)
+        object.__setattr__(self, "significant", significant)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"StardagField is immutable; make a new one to change {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"StardagField is immutable; cannot delete {name!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        unset = self.compat_default is StardagField._UNSET
+        return (self.significant, unset, None if unset else self.compat_default)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StardagField):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self._key())
+        except TypeError:  # an unhashable compat_default
+            return hash((self.significant, repr(self.compat_default)))
 
     def __repr__(self) -> str:
-        return f"StardagField(significant={self.significant})"
+        if self.compat_default is StardagField._UNSET:
+            return f"StardagField(significant={self.significant})"
+        return f"StardagField({self.compat_default!r}, significant={self.significant})"
+
+
+_REMOVED_FIELD_OPTIONS = ("hash_exclude", "significance")
 
 
 def _field_option(field: FieldInfo) -> StardagField | None:
@@ -231,9 +270,39 @@ class BaseTask(BaseModel):
         """The tasks this task needs, as a task, a list or a dict of them."""
         return None
 
+    def _check_before_run(self) -> None:
+        """Checked by the build just before `run()`/`run_aio()`; override to add checks.
+
+        By default it refuses a task whose `version` is not its class's current
+        `__version__`: today's code must not write an output under an old version's id.
+        """
+        current = type(self).__version__
+        if self.version != current:
+            raise TaskVersionMismatchError(
+                f"task {type(self).get_name()} ({self.id[:12]}) has version={self.version!r}, "
+                f"but class {type(self).__qualname__} is at __version__={current!r}; "
+                f"running today's code would store its output under the old version's id. "
+                f"Make the task without version= (or with version={current!r}), or restore "
+                "the old code to rebuild the old version."
+            )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy with `update` applied; its id and `functools.cached_property` values are fresh."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _cached_properties(type(self)):
+            copy.__dict__.pop(name, None)
+        return copy
+
     def run(self) -> Any:
         """Do the work (sync). May `yield` tasks that must be built first."""
         if _overrides(type(self), "run_aio"):
+            if inspect.isasyncgenfunction(type(self).run_aio):
+                raise NotImplementedError(
+                    f"{type(self).__qualname__}.run_aio() is an async generator (it yields "
+                    "dynamic dependencies), which cannot run from sync run(): a sync caller "
+                    "cannot wait for the tasks it yields. Build it with sd.build(task) (or "
+                    "sd.build_aio), or await task.run_aio() yourself."
+                )
             return _run_async_from_sync(self)
         raise NotImplementedError(
             f"{type(self).__qualname__} implements neither run() nor run_aio()"
@@ -247,6 +316,23 @@ class BaseTask(BaseModel):
     def has_dynamic_deps(cls) -> bool:
         """Whether `run()`/`run_aio()` is a generator that yields dependencies."""
         return inspect.isgeneratorfunction(cls.run) or inspect.isasyncgenfunction(cls.run_aio)
+
+
+_CACHED: dict[type, tuple[str, ...]] = {}
+
+
+def _cached_properties(cls: type) -> tuple[str, ...]:
+    """The names of the `functools.cached_property` attributes of a class (its MRO)."""
+    found = _CACHED.get(cls)
+    if found is None:
+        names = {
+            name
+            for klass in cls.__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, functools.cached_property)
+        }
+        found = _CACHED[cls] = tuple(sorted(names))
+    return found
 
 
 def _overrides(cls: type, method: str) -> bool:

@@ -75,6 +75,8 @@ def _origin(cls: type) -> str:
 
 
 def _same_origin(a: type, b: type) -> bool:
-    # Re-running a module (a notebook cell, importlib.reload, a doc block) redefines
-    # its classes; that is a replacement, not a conflict.
-    return _origin(a) == _origin(b)
+    # Re-running a module (a notebook cell, importlib.reload, a doc block) or a
+    # test's local class of the same name redefines a class; that is a
+    # replacement, not a conflict. Module and class name decide (not the
+    # qualified name: `test_a.<locals>.Fit` and `test_b.<locals>.Fit` are one task).
+    return (a.__module__, a.__name__) == (b.__module__, b.__name__)

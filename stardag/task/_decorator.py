@@ -35,14 +35,31 @@ class FunctionTask(Task[T]):
 
     @classmethod
     def call(cls, *args: Any, **kwargs: Any) -> Any:
-        """Run the plain function (no store, no build); an async one returns a coroutine."""
+        """Run the plain sync function (no store, no build).
+
+        Raises:
+            TypeError: the function is async; `await Cls.call_aio(...)` it instead.
+        """
+        if cls.__stardag_is_async__:
+            raise TypeError(
+                f"{cls.__name__}.call() cannot run the async function "
+                f"{cls.__stardag_func__.__qualname__}; use 'await {cls.__name__}.call_aio(...)'"
+            )
         return cls.__stardag_func__(*args, **kwargs)
 
     @classmethod
     async def call_aio(cls, *args: Any, **kwargs: Any) -> Any:
-        """Await the plain function (sync functions are just called)."""
-        result = cls.__stardag_func__(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
+        """Await the plain async function (no store, no build).
+
+        Raises:
+            TypeError: the function is sync; use `Cls.call(...)` instead.
+        """
+        if not cls.__stardag_is_async__:
+            raise TypeError(
+                f"{cls.__name__}.call_aio() cannot run the sync function "
+                f"{cls.__stardag_func__.__qualname__}; use '{cls.__name__}.call(...)'"
+            )
+        return await cls.__stardag_func__(*args, **kwargs)
 
     def requires(self) -> dict[str, BaseTask] | None:
         deps = {name: getattr(self, name) for name in type(self).model_fields}

@@ -8,7 +8,10 @@ A raw value where a task is required is a `ValidationError` that says so.
 
 from __future__ import annotations
 
+import os
+import types
 import typing
+import warnings
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -16,6 +19,7 @@ from pydantic_core import core_schema
 
 from stardag.task import _classes
 from stardag.task._base import NAME_KEY, NAMESPACE_KEY, BaseTask, LoadableTask
+from stardag.task._polymorphic import Polymorphic, PolymorphicRoot
 
 T = typing.TypeVar("T")
 
@@ -40,20 +44,88 @@ def _dump_task(task: BaseTask, info: core_schema.SerializationInfo) -> Any:
     return task.model_dump(mode="json" if info.mode_is_json() else "python")
 
 
+MISMATCH_ENV = "STARDAG_POLYMORPHIC_ON_GENERIC_TYPE_MISMATCH"
+
+
+class TaskLoadsMismatchWarning(UserWarning):
+    """A `TaskLoads[T]` field got a task whose declared output type is not a `T`."""
+
+
 def _output_type(task: BaseTask) -> Any:
-    return getattr(type(task), "__stardag_output_type__", None)
+    """What `task.load()` gives, as declared (`Task[T]`, `LoadableTask[T]`, `@sd.task`'s return)."""
+    declared = getattr(type(task), "__stardag_output_type__", None)
+    if declared is not None and declared is not Any:
+        return declared
+    for klass in type(task).__mro__:
+        meta = getattr(klass, "__pydantic_generic_metadata__", None)
+        if not meta or not meta["args"] or meta["origin"] is None:
+            continue
+        if isinstance(meta["origin"], type) and issubclass(meta["origin"], LoadableTask):
+            first = meta["args"][0]
+            return None if isinstance(first, typing.TypeVar) else first
+    return None
 
 
 def _check_loads(task: BaseTask, loads: Any) -> None:
     if not callable(getattr(task, "load", None)):
         raise ValueError(f"{type(task).__qualname__} has no load(), so it cannot provide a value")
     produced = _output_type(task)
-    comparable = isinstance(produced, type) and isinstance(loads, type) and loads is not object
-    if comparable and not (issubclass(produced, loads) or (loads is float and produced is int)):
-        raise ValueError(
-            f"{type(task).__qualname__} produces {produced.__qualname__}, "
-            f"but a task producing {loads.__qualname__} is required"
-        )
+    if produced is None or compatible(loads, produced):
+        return
+    policy = os.environ.get(MISMATCH_ENV, "warn").strip().lower() or "warn"
+    if policy == "ignore":
+        return
+    message = (
+        f"{type(task).__qualname__} produces {_type_name(produced)}, but a task producing "
+        f"{_type_name(loads)} is required (set {MISMATCH_ENV}=ignore to silence, =raise to refuse)"
+    )
+    if policy == "raise":
+        raise ValueError(message)
+    warnings.warn(message, TaskLoadsMismatchWarning, stacklevel=2)
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated and typing.get_args(tp):
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def compatible(expected: Any, actual: Any) -> bool:
+    """Whether a value of type `actual` is a `expected`, as far as the types say.
+
+    Unwraps `Annotated`, compares generics argument by argument (`list[int]` is not
+    `list[str]`), honours unions, and an `int` is a `float`. Only a clear mismatch
+    is False: `Any`, type variables and forms it cannot judge are compatible.
+    """
+    expected, actual = _unwrap(expected), _unwrap(actual)
+    if expected is Any or actual is Any or expected is object:
+        return True
+    if isinstance(expected, typing.TypeVar) or isinstance(actual, typing.TypeVar):
+        return True
+    if expected == actual:
+        return True
+    if _is_union(actual):
+        return all(compatible(expected, member) for member in typing.get_args(actual))
+    if _is_union(expected):
+        return any(compatible(member, actual) for member in typing.get_args(expected))
+    e_origin, a_origin = typing.get_origin(expected), typing.get_origin(actual)
+    e_class = e_origin if e_origin is not None else expected
+    a_class = a_origin if a_origin is not None else actual
+    if not (isinstance(e_class, type) and isinstance(a_class, type)):
+        return True  # Literal, NewType and friends: not judged here
+    if not (issubclass(a_class, e_class) or (e_class is float and a_class is int)):
+        return False
+    e_args, a_args = typing.get_args(expected), typing.get_args(actual)
+    if not e_args or not a_args or e_origin is not a_origin or len(e_args) != len(a_args):
+        return True  # bare `list`, or a subclass's own parameters: cannot compare further
+    return all(
+        e is a if Ellipsis in (e, a) else compatible(e, a)
+        for e, a in zip(e_args, a_args, strict=True)
+    )
 
 
 class _TaskField:
@@ -142,6 +214,8 @@ class _SubClassFactory:
     def __getitem__(self, base: Any) -> Any:
         origin = typing.get_origin(base) or base
         pydantic_origin = getattr(base, "__pydantic_generic_metadata__", {}).get("origin")
+        if isinstance(origin, type) and issubclass(origin, PolymorphicRoot):
+            return Annotated[base, Polymorphic()]
         return Annotated[base, _TaskField(pydantic_origin or origin)]
 
 

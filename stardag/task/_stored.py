@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import typing
+import warnings
 from typing import Any, ClassVar, Generic, TypeVar
 
 from stardag import _config
@@ -18,6 +19,7 @@ from stardag.store import _serialize
 from stardag.store._directory import Directory
 from stardag.store._store import INLINE_MAX, SMALL_BLOB, ActionRecord, Store, now_iso, store_for
 from stardag.task._base import LoadableTask, flatten_task_struct
+from stardag.task._validate import run_validators, validators_of
 
 T = TypeVar("T")
 
@@ -55,6 +57,9 @@ class Output(Generic[T]):
     def save(self, value: T) -> ActionRecord:
         """Serialize `value` into a blob, then publish the task's action record."""
         task = self.task
+        validators = type(task).__stardag_validators__
+        if validators:
+            value = run_validators(validators, value)
         store = self.store
         serializer = _serialize.for_store(type(task).__stardag_serializer__, store)
         writer = store.writer(inline_max=INLINE_MAX)
@@ -113,12 +118,17 @@ class Output(Generic[T]):
             serializer = _serialize.by_name(record.serializer, type(task).__stardag_output_type__)
         serializer = _serialize.for_store(serializer, store)
         if record.size_raw <= SMALL_BLOB:
-            small = _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
-            return typing.cast(T, small)
-        with store.open_blob(record.digest, task.id) as reader:
-            buffered = io.BufferedReader(reader, 1 << 20)  # kept: its collection closes `reader`
-            value = _deserialize(serializer, buffered, task)
-            reader.verify()
+            value = _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
+        else:
+            with store.open_blob(record.digest, task.id) as reader:
+                buffered = io.BufferedReader(
+                    reader, 1 << 20
+                )  # kept: its collection closes `reader`
+                value = _deserialize(serializer, buffered, task)
+                reader.verify()
+        validators = type(task).__stardag_validators__
+        if validators:
+            value = run_validators(validators, value)
         return typing.cast(T, value)
 
     async def load_aio(self) -> T:
@@ -156,14 +166,17 @@ class Task(LoadableTask[T], Generic[T]):
     __stardag_abstract__: ClassVar[bool] = True
     __stardag_output_type__: ClassVar[Any] = Any
     __stardag_serializer__: ClassVar[_serialize.Serializer] = _serialize.PickleSerializer()
+    __stardag_validators__: ClassVar[tuple[Any, ...]] = ()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        _warn_relpath(cls)
         output_type = _output_type_of(cls)
         if output_type is not None:
             cls.__stardag_output_type__ = output_type
             cls.__stardag_serializer__ = _serialize.serializer_for(output_type)
+            cls.__stardag_validators__ = validators_of(output_type)
 
     @property
     def _target_root_key(self) -> str:
@@ -188,6 +201,33 @@ class Task(LoadableTask[T], Generic[T]):
 
     def _save(self, value: T) -> ActionRecord:
         return Output(self).save(value)
+
+
+RELPATH_OPTIONS = (
+    "_relpath",
+    "_relpath_base",
+    "_relpath_extra",
+    "_relpath_filename",
+    "_relpath_extension",
+)
+
+
+class RelpathIgnoredWarning(UserWarning):
+    """A task class sets the released stardag's output path options, which do nothing here."""
+
+
+def _warn_relpath(cls: type) -> None:
+    """Say once per class that path options are ignored: outputs live at content addresses."""
+    found = [name for name in RELPATH_OPTIONS if name in cls.__dict__]
+    if found:
+        warnings.warn(
+            f"{cls.__qualname__} sets {', '.join(found)}, which stardag ignores: a task's "
+            "output is stored by its content's digest, not at a path built from its name "
+            "(to write a file at a path of your choosing, use sd.TargetTask with "
+            "sd.get_file_target)",
+            RelpathIgnoredWarning,
+            stacklevel=3,
+        )
 
 
 def _output_type_of(cls: type) -> Any:

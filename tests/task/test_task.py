@@ -147,8 +147,11 @@ def test_task_loads_rejects_a_raw_value() -> None:
         Doubled(source=3)
 
 
-def test_task_loads_rejects_a_task_of_another_type() -> None:
-    """A task producing str is not a task producing int."""
+def test_task_loads_warns_about_a_task_of_another_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task producing str is not a task producing int: a warning, or an error when asked."""
+    with pytest.warns(UserWarning, match="produces str"):
+        Doubled(source=fetch(text="x"))
+    monkeypatch.setenv("STARDAG_POLYMORPHIC_ON_GENERIC_TYPE_MISMATCH", "raise")
     with pytest.raises(pydantic.ValidationError, match="produces str"):
         Doubled(source=fetch(text="x"))
 
