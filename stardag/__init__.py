@@ -59,6 +59,7 @@ from stardag._version import __version__
 from stardag.build import (
     BuildFailedError,
     BuildSummary,
+    ClaimConfig,
     FailMode,
     build,
     build_aio,
@@ -116,6 +117,7 @@ __all__ = [
     "BuildListener",
     "BuildSummary",
     "CanonicalEncodingError",
+    "ClaimConfig",
     "CorruptBlobError",
     "DependencyCycleError",
     "Depends",

@@ -12,9 +12,11 @@ each task id runs at most once per build. A cycle is an error before anything
 runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 """
 
+from stardag.build._claim_config import ClaimConfig
 from stardag.build._context import BuildContext, get_current_build_context, get_current_build_id
 from stardag.build._events import BuildEvent, BuildListener, EventKind
 from stardag.build._run import (
+    DEFAULT_CLAIMS,
     DEFAULT_REGISTRY,
     build,
     build_aio,
@@ -40,6 +42,8 @@ __all__ = [
     "BuildFailedError",
     "BuildListener",
     "BuildSummary",
+    "ClaimConfig",
+    "DEFAULT_CLAIMS",
     "DEFAULT_REGISTRY",
     "EventKind",
     "FailMode",

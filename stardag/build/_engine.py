@@ -33,6 +33,7 @@ from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.task._stored import Task
 
 if TYPE_CHECKING:
+    from stardag.build._claims import Claimer
     from stardag.build._summary import BuildSummary, FailMode
 
 
@@ -155,6 +156,8 @@ class Engine:
         # Per worker thread: `next` is None while the worker may claim the next ready
         # task for itself, the claimed item once it has, False elsewhere.
         self.local = threading.local()
+        # Registry claims (`_claims.Claimer`): a ready task runs once its claim is won.
+        self.claimer: Claimer | None = None
 
     # -- events -----------------------------------------------------------------
     def emit(self, kind: EventKind, **details: Any) -> None:
@@ -341,6 +344,13 @@ class Engine:
                 return
             node.state = State.QUEUED
             self.outstanding += 1
+            if self.claimer is not None:
+                self.claimer.want(node)  # submitted once its claim is won (`claim_won`)
+                return
+        self.submit(node, resume)
+
+    def submit(self, node: Node, resume: Any) -> None:
+        """Hand a queued node (or a suspended generator) to what runs it."""
         if self.sequential:
             self.loop_queue.append((node, resume))
             self.loop.call_soon_threadsafe(self.wake.set)
@@ -361,14 +371,61 @@ class Engine:
         if error is None:
             node.state = State.DONE
             self.summary.ran += 1
-            for dependent in node.dependents:
-                dependent.waiting -= 1
-                if dependent.waiting == 0 and dependent.state is State.PENDING:
-                    self.dispatch(dependent, None)
-            for waiter in node.waiters:
-                waiter.finished(node)
+            self.release_dependents(node)
         else:
             self.fail(node, error)
+        if self.outstanding == 0:
+            self.loop.call_soon_threadsafe(self.idle.set)
+
+    def release_dependents(self, node: Node) -> None:
+        """A node is finished: dispatch what waited only on it, wake what yielded it."""
+        for dependent in node.dependents:
+            dependent.waiting -= 1
+            if dependent.waiting == 0 and dependent.state is State.PENDING:
+                self.dispatch(dependent, None)
+        for waiter in node.waiters:
+            waiter.finished(node)
+
+    # -- claims (called by the claimer's thread) -------------------------------------------
+    def claim_won(self, node: Node) -> None:
+        """This build holds the node's claim: run it (or skip it if the build is stopping)."""
+        with self.lock:
+            if not self.stopping:
+                self.submit(node, None)
+                return
+            self.drop(node)
+        if self.claimer is not None:
+            self.claimer.release(node.id, None)
+
+    def claim_done_elsewhere(self, node: Node, holder: str | None) -> None:
+        """Another builder computed the node while this one waited: a cache hit."""
+        with self.lock:
+            self.outstanding -= 1
+            node.state = State.CACHED
+            self.summary.already_complete += 1
+            self.emit(EventKind.TASK_CACHED, task=node.task)
+            self.release_dependents(node)
+            if self.outstanding == 0:
+                self.loop.call_soon_threadsafe(self.idle.set)
+
+    def claim_failed_elsewhere(self, node: Node, holder: str, error: str) -> None:
+        """The node failed in the builder that held it while this one waited."""
+        failure = TaskFailedError(
+            f"task {node.describe()} failed in build {holder}, which held its claim while "
+            f"this build waited: {error}. Build again to retry it",
+            task_id=node.id,
+        )
+        with self.lock:
+            self.outstanding -= 1
+            self.fail(node, failure)
+            if self.outstanding == 0:
+                self.loop.call_soon_threadsafe(self.idle.set)
+
+    def drop(self, node: Node) -> None:
+        """Skip a queued node that will not run after all (the build is stopping)."""
+        node.state = State.PENDING
+        self.outstanding -= 1
+        self.skip(node)
         if self.outstanding == 0:
             self.loop.call_soon_threadsafe(self.idle.set)
 
@@ -435,11 +492,9 @@ class Engine:
         """Mark a task started; True if the build is stopping and it must not run."""
         with self.lock:
             if self.stopping:
-                node.state = State.PENDING
-                self.outstanding -= 1
-                self.skip(node)
-                if self.outstanding == 0:
-                    self.loop.call_soon_threadsafe(self.idle.set)
+                self.drop(node)
+                if self.claimer is not None:
+                    self.claimer.release(node.id, None)
                 return True
             node.task._set_run_state({"dynamic": []})
             self.emit(
@@ -457,6 +512,8 @@ class Engine:
                 )
             self.finish(node, error)
             node.task._set_run_state(None)
+        if self.claimer is not None:  # after the output is saved: a waiter finds it complete
+            self.claimer.release(node.id, error)
 
     def settle_sync(self, task: BaseTask, result: Any) -> Any:
         """Save a returned value, then make sure the task is complete."""

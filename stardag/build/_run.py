@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
 from stardag.build._events import BuildListener, EventKind
@@ -31,18 +32,23 @@ from stardag.build._summary import BuildSummary, FailMode
 from stardag.task._base import BaseTask
 
 if TYPE_CHECKING:
+    from stardag.build._claims import Claimer
     from stardag.build._recorder import Recorder
     from stardag.registry import Registry
 
 
 class _Default(enum.Enum):
     REGISTRY = "the default registry"
+    CLAIMS = "the default claims"
 
     def __repr__(self) -> str:
-        return "DEFAULT_REGISTRY"
+        return f"DEFAULT_{self.name}"
 
 
 DEFAULT_REGISTRY: Final = _Default.REGISTRY
+DEFAULT_CLAIMS: Final = _Default.CLAIMS
+"""`claims=` default: `ClaimConfig()` whenever the build records into a registry, unless
+`STARDAG_CLAIMS=0`."""
 """`registry=` default: `STARDAG_REGISTRY_URL`, else `$STARDAG_HOME/registry.db`.
 
 `STARDAG_NO_REGISTRY=1` turns the default off (benchmarks); an explicit registry
@@ -50,6 +56,7 @@ is still recorded into.
 """
 
 RegistryArg: TypeAlias = "Registry | str | Literal[_Default.REGISTRY] | None"
+ClaimsArg: TypeAlias = "ClaimConfig | Literal[_Default.CLAIMS] | None"
 _logger = logging.getLogger("stardag")
 _said_unrecorded = False
 
@@ -69,6 +76,21 @@ def _start_recorder(
     from stardag.build._recorder import Recorder
 
     return Recorder.start(None if registry is DEFAULT_REGISTRY else registry, build_id, roots)
+
+
+def _start_claimer(recorder: Recorder | None, claims: ClaimsArg, engine: Engine) -> Claimer | None:
+    """The claimer of a recorded build, attached to its engine; None without claims."""
+    config = default_claims() if claims is DEFAULT_CLAIMS else claims
+    if recorder is None or config is None:
+        return None
+    if not isinstance(config, ClaimConfig):
+        raise TypeError(f"claims must be a ClaimConfig or None, not {type(config).__qualname__}")
+    from stardag.build._claims import Claimer
+
+    claimer = Claimer(recorder.registry, config, engine.summary.build_id, engine)
+    engine.claimer = claimer
+    claimer.start()
+    return claimer
 
 
 def _as_list(tasks: BaseTask | Iterable[BaseTask]) -> list[BaseTask]:
@@ -125,6 +147,7 @@ async def _build(
     raise_on_failure: bool = True,
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
+    claims: ClaimsArg = DEFAULT_CLAIMS,
 ) -> BuildSummary:
     """The one engine behind the four entry points."""
     dual_async, sync_mode = _run_policy(dual_run_default, sync_run_default)
@@ -144,6 +167,7 @@ async def _build(
         sync_mode=sync_mode,
     )
     token = current_build_context.set(BuildContext(build_id=summary.build_id))
+    claimer = _start_claimer(recorder, claims, engine)
     try:
         await engine.run(roots)
     except BaseException as exc:
@@ -152,6 +176,8 @@ async def _build(
         raise
     finally:
         current_build_context.reset(token)
+        if claimer is not None:
+            claimer.close()  # releases what this build still holds
         summary.ended = time.time()
         summary.error = engine.first_error
         summary.failed_task = engine.first_failed
@@ -179,6 +205,7 @@ async def build_aio(
     raise_on_failure: bool = True,
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
+    claims: ClaimsArg = DEFAULT_CLAIMS,
 ) -> BuildSummary:
     """Build concurrently inside the running event loop (see `build` for the arguments)."""
     return await _build(
@@ -191,6 +218,7 @@ async def build_aio(
         raise_on_failure=raise_on_failure,
         dual_run_default=dual_run_default,
         sync_run_default=sync_run_default,
+        claims=claims,
     )
 
 
@@ -204,6 +232,7 @@ async def build_sequential_aio(
     raise_on_failure: bool = True,
     dual_run_default: DualRunDefault = "async",
     sync_run_default: Literal["thread", "blocking"] = "blocking",
+    claims: ClaimsArg = DEFAULT_CLAIMS,
 ) -> BuildSummary:
     """Build one task at a time, inside the running event loop.
 
@@ -221,6 +250,7 @@ async def build_sequential_aio(
         raise_on_failure=raise_on_failure,
         dual_run_default=dual_run_default,
         sync_run_default=sync_run_default,
+        claims=claims,
     )
 
 
@@ -235,6 +265,7 @@ def build(
     raise_on_failure: bool = True,
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
+    claims: ClaimsArg = DEFAULT_CLAIMS,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, concurrently.
 
@@ -257,6 +288,10 @@ def build(
             `"async"` (the default here) or `"sync"`.
         sync_run_default: where sync tasks run: `"thread"` (a worker thread, the
             default), `"blocking"` (on the event loop's thread) or `"process"`.
+        claims: how this build claims each task in its registry before running it, so
+            builders sharing the registry compute each task once (`sd.ClaimConfig`: TTL,
+            heartbeat). Default: claims on whenever the build records (off with
+            `STARDAG_CLAIMS=0`); None turns them off.
     """
     return _run_sync(
         build_aio(
@@ -269,6 +304,7 @@ def build(
             raise_on_failure=raise_on_failure,
             dual_run_default=dual_run_default,
             sync_run_default=sync_run_default,
+            claims=claims,
         )
     )
 
@@ -283,6 +319,7 @@ def build_sequential(
     raise_on_failure: bool = True,
     dual_run_default: DualRunDefault = "sync",
     sync_run_default: Literal["thread", "blocking"] = "blocking",
+    claims: ClaimsArg = DEFAULT_CLAIMS,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, one task at a time.
 
@@ -299,6 +336,7 @@ def build_sequential(
             raise_on_failure=raise_on_failure,
             dual_run_default=dual_run_default,
             sync_run_default=sync_run_default,
+            claims=claims,
         )
     )
 

@@ -1,0 +1,247 @@
+"""Claims in a build: take a task's claim before it runs, so builders sharing a registry
+compute each task once.
+
+The engine hands every task that became ready to the `Claimer` instead of running
+it. The claimer's own thread claims what became ready together in one registry
+transaction (releasing what finished in the same one), and tells the engine:
+
+- `won`: run it. A task won by taking over a released or expired claim is checked
+  for completeness first, since its last holder may have finished it.
+- `done_elsewhere`: another builder held it and finished it; a cache hit here.
+- `failed_elsewhere`: another builder held it and it failed there while this one waited.
+
+While another builder holds a task, this one runs its other ready work and polls
+that claim with backoff. A heartbeat renews every claim this build holds, so a claim
+outlives its TTL only while its holder is alive; one left by a killed builder expires
+and is taken over. The invariant: a task is run only under a claim this build won
+and found incomplete after winning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stardag._errors import RegistryError
+from stardag.build._claim_config import ClaimConfig
+from stardag.registry import _claims
+from stardag.registry._db import Registry
+from stardag.task._base import BaseTask
+
+logger = logging.getLogger("stardag.build")
+
+
+class ClaimNode(Protocol):
+    """What the claimer needs of an engine node."""
+
+    id: str
+    task: BaseTask
+
+
+class ClaimEngine(Protocol):
+    """What the claimer tells the engine (each call takes the engine's lock itself)."""
+
+    def claim_won(self, node: Any) -> None:
+        """Run the node: this build holds its claim."""
+
+    def claim_done_elsewhere(self, node: Any, holder: str | None) -> None:
+        """The node is complete: another builder computed it (`holder`: its build id)."""
+
+    def claim_failed_elsewhere(self, node: Any, holder: str, error: str) -> None:
+        """The node failed in another builder while this one waited for it."""
+
+
+@dataclass
+class _Waiting:
+    node: Any
+    holder: str
+    wait: float
+    due: float
+
+
+@dataclass
+class _Work:
+    wanted: list[Any] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.wanted or self.done or self.failed)
+
+
+class Claimer:
+    """One build's claims: a thread that claims, waits, renews and releases."""
+
+    def __init__(
+        self, registry: Registry, config: ClaimConfig, build_id: str, engine: ClaimEngine
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.holder = _claims.Holder(build_id, socket.gethostname(), os.getpid())
+        self.engine = engine
+        self._cond = threading.Condition()
+        self._work = _Work()
+        self._closed = False
+        self._held: set[str] = set()
+        self._waiting: dict[str, _Waiting] = {}
+        self._next_beat = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name=f"stardag-claims-{build_id[:8]}", daemon=True
+        )
+
+    # -- the engine's side ---------------------------------------------------------------
+    def start(self) -> None:
+        """Start the claimer's thread."""
+        self._next_beat = time.monotonic() + self.config.heartbeat
+        self._thread.start()
+
+    def want(self, node: Any) -> None:
+        """Claim a ready node; the engine hears back through `claim_won` and its siblings."""
+        with self._cond:
+            self._work.wanted.append(node)
+            self._cond.notify()
+
+    def release(self, task_id: str, error: BaseException | None) -> None:
+        """A claimed task finished (`error` None) or failed: release its claim."""
+        with self._cond:
+            if error is None:
+                self._work.done.append(task_id)
+            else:
+                self._work.failed[task_id] = f"{type(error).__qualname__}: {error}"
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Release every claim still held and stop the thread (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    # -- the claimer's thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            work, closed = self._take()
+            if closed:
+                work.done += sorted(self._held - set(work.done) - set(work.failed))
+                work.wanted = []
+            self._exchange(work)
+            if closed:
+                return
+            self._beat()
+            self._poll()
+
+    def _take(self) -> tuple[_Work, bool]:
+        with self._cond:
+            if self._work.empty() and not self._closed:
+                self._cond.wait(self._timeout())
+            work, self._work = self._work, _Work()
+            return work, self._closed
+
+    def _timeout(self) -> float:
+        soonest = self._next_beat
+        if self._waiting:
+            soonest = min(soonest, min(w.due for w in self._waiting.values()))
+        return max(0.0, soonest - time.monotonic())
+
+    def _exchange(self, work: _Work) -> None:
+        """Release what finished and claim what became ready, in one transaction."""
+        if work.empty():
+            return
+        ids = [node.id for node in work.wanted]
+        try:
+            won = self.registry.write(lambda conn: self._swap(conn, work, ids))
+        except RegistryError as exc:
+            logger.warning(
+                "claims in registry %s failed (%s): running %d ready tasks without claims",
+                self.registry,
+                exc,
+                len(ids),
+            )
+            won = [_claims.Won(task_id, fresh=False) for task_id in ids]
+        self._held -= set(work.done) | set(work.failed)
+        winners = {w.task_id: w for w in won}
+        lost = [node for node in work.wanted if node.id not in winners]
+        for node in work.wanted:
+            if node.id in winners:
+                self._held.add(node.id)
+                self._start(node, winners[node.id].fresh)
+        if lost:
+            self._wait_for(lost)
+
+    def _swap(self, conn: Any, work: _Work, ids: list[str]) -> list[_claims.Won]:
+        _claims.release(conn, self.holder, work.done, work.failed)
+        return _claims.claim(conn, ids, self.holder, self.config.ttl) if ids else []
+
+    def _start(self, node: Any, fresh: bool) -> None:
+        """Run a won node, unless its last holder finished it (then it is a cache hit)."""
+        if not fresh and _complete(node.task):
+            self.release(node.id, None)
+            self.engine.claim_done_elsewhere(node, None)
+        else:
+            self.engine.claim_won(node)
+
+    def _wait_for(self, nodes: list[Any]) -> None:
+        held = self._read(lambda conn: _claims.poll(conn, [n.id for n in nodes])) or []
+        holders = {seen.task_id: seen.build_id for seen in held}
+        due = time.monotonic() + self.config.poll
+        for node in nodes:
+            holder = holders.get(node.id, "?")
+            self._waiting[node.id] = _Waiting(node, holder, self.config.poll, due)
+
+    def _beat(self) -> None:
+        if time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + self.config.heartbeat
+        if not self._held:
+            return
+        try:
+            self.registry.write(lambda conn: _claims.renew(conn, self.holder, self.config.ttl))
+        except RegistryError as exc:
+            logger.warning("heartbeat of %d claims failed: %s", len(self._held), exc)
+
+    def _poll(self) -> None:
+        """Ask again about held tasks whose wait is over; re-claim the released ones."""
+        clock = time.monotonic()
+        due = [w for w in self._waiting.values() if w.due <= clock]
+        if not due:
+            return
+        seen = self._read(lambda conn: _claims.poll(conn, [w.node.id for w in due]))
+        if seen is None:
+            return
+        states = {s.task_id: s for s in seen}
+        again: list[Any] = []
+        for waiting in due:
+            state = states.get(waiting.node.id)
+            if state is not None and state.state == _claims.HELD and not state.expired:
+                waiting.wait = min(waiting.wait * 2, self.config.max_poll)
+                waiting.due = clock + waiting.wait
+                continue
+            del self._waiting[waiting.node.id]
+            if state is not None and state.state == _claims.FAILED:
+                self.engine.claim_failed_elsewhere(waiting.node, state.build_id, state.error or "")
+            else:
+                again.append(waiting.node)
+        if again:
+            with self._cond:
+                self._work.wanted.extend(again)
+
+    def _read(self, work: Callable[[Any], Any]) -> Any:
+        try:
+            return self.registry.read(work)
+        except RegistryError as exc:
+            logger.warning("reading claims failed (%s); asking again shortly", exc)
+            return None
+
+
+def _complete(task: BaseTask) -> bool:
+    try:
+        return bool(task.complete())
+    except Exception:  # noqa: BLE001  # an unreadable output is not complete: run it
+        return False
