@@ -19,6 +19,7 @@ and found incomplete after winning.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -97,8 +98,12 @@ class Claimer:
 
     # -- the engine's side ---------------------------------------------------------------
     def start(self) -> None:
-        """Start the claimer's thread."""
+        """Start the claimer's thread, in the build's context (tasks it submits see it)."""
         self._next_beat = time.monotonic() + self.config.heartbeat
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=self._thread.name, daemon=True
+        )
         self._thread.start()
 
     def want(self, node: Any) -> None:
