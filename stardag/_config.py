@@ -4,8 +4,29 @@
   and the registry (`registry.db`).
 - `STARDAG_TARGET_ROOTS` is JSON `{"default": "/path or URL", ...}`;
   `STARDAG_TARGET_ROOTS__<KEY>` sets one key and wins over the JSON.
+- Profiles: named sets of registry URL, target roots and remote, in TOML files:
+  the user's `$STARDAG_HOME/config.toml` (`~/.stardag/config.toml`) and a
+  project's `.stardag/config.toml`, found from the working directory upward.
+  `STARDAG_PROFILE`, else `[default] profile = ...` (the project's over the
+  user's), picks the active one; a project's profile of a name overrides the
+  user's key by key.
 
-Nothing is read at import, so a program or a test can switch roots at run time.
+Precedence, for every setting: environment variables, then the active profile
+(project file, then user file), then the defaults under `STARDAG_HOME`. Nothing
+is read at import, so a program or a test can switch roots at run time; the
+files are re-read when they change.
+
+```toml
+[default]
+profile = "team"
+
+[profile.team]
+registry = "postgresql+psycopg://alice@db.example.com/stardag"
+remote = "s3://team-cache/proj"
+
+[profile.team.target_roots]
+default = "s3://team-store/proj"
+```
 """
 
 from __future__ import annotations
@@ -13,8 +34,18 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from stardag._errors import StardagError, UnknownRootKeyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover  # Python 3.10
+    import tomli as tomllib
 
 DEFAULT_TARGET_ROOT_KEY = "default"
 _ROOTS_VAR = "STARDAG_TARGET_ROOTS"
@@ -29,6 +60,9 @@ def stardag_home() -> str:
 def target_roots() -> dict[str, str]:
     """Every configured root key and its path or URL, as configured right now."""
     roots = {DEFAULT_TARGET_ROOT_KEY: os.path.join(stardag_home(), "store")}
+    profile = active_profile()
+    if profile is not None:
+        roots.update(profile.target_roots)
     raw = os.environ.get(_ROOTS_VAR)
     if raw:
         roots.update(_parse_roots_json(raw))
@@ -49,6 +83,9 @@ def target_root(key: str = DEFAULT_TARGET_ROOT_KEY) -> str:
         found = _parse_roots_json(raw).get(key)
         if found:
             return found
+    profile = active_profile()
+    if profile is not None and key in profile.target_roots:
+        return profile.target_roots[key]
     if key == DEFAULT_TARGET_ROOT_KEY:
         return os.path.join(stardag_home(), "store")
     roots = target_roots()
@@ -69,3 +106,245 @@ def _parse_roots_json(raw: str) -> dict[str, str]:
     ):
         raise StardagError(f'{_ROOTS_VAR} must be a JSON object like {{"default": "/path"}}')
     return parsed
+
+
+# -- profiles ------------------------------------------------------------------------------
+PROFILE_VAR = "STARDAG_PROFILE"
+CONFIG_FILE = "config.toml"
+PROFILE_KEYS = ("registry", "remote", "target_roots")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of settings: registry URL, target roots, remote; and where each came from."""
+
+    name: str
+    registry: str | None = None
+    remote: str | None = None
+    target_roots: dict[str, str] = field(default_factory=dict)
+    # setting ("registry", "remote", "root KEY") -> the file that set it
+    sources: dict[str, str] = field(default_factory=dict)
+    chosen_by: str = ""  # STARDAG_PROFILE, or the file whose [default] picked it
+
+
+def user_config_path() -> Path:
+    """The user's config file: `$STARDAG_HOME/config.toml` (`~/.stardag/config.toml`)."""
+    return Path(stardag_home()) / CONFIG_FILE
+
+
+def project_config_path(start: Path | None = None) -> Path | None:
+    """The nearest `.stardag/config.toml` from `start` (the working directory) upward."""
+    here = (start or Path.cwd()).resolve()
+    user = user_config_path()
+    for folder in (here, *here.parents):
+        candidate = folder / ".stardag" / CONFIG_FILE
+        if candidate.is_file() and candidate != user:
+            return candidate
+    return None
+
+
+def config_files() -> list[Path]:
+    """The config files in effect, highest precedence first (project, then user)."""
+    user = user_config_path()
+    found = [path for path in (project_config_path(),) if path is not None]
+    return found + ([user] if user.is_file() else [])
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """One config file's TOML as a dict (empty if it does not exist)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    return _parse_config(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_config(path: str, _mtime: int, _size: int) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StardagError(f"config file {path} cannot be read: {exc}") from None
+    _check_config(path, data)
+    return data
+
+
+def _check_config(path: str, data: dict[str, Any]) -> None:
+    profiles = data.get("profile", {})
+    if not isinstance(profiles, dict) or not isinstance(data.get("default", {}), dict):
+        raise StardagError(f"config file {path}: [profile.NAME] and [default] must be tables")
+    for name, values in profiles.items():
+        unknown = set(values) - set(PROFILE_KEYS) if isinstance(values, dict) else {"?"}
+        if unknown:
+            raise StardagError(
+                f"config file {path}: profile {name!r} has unknown settings {sorted(unknown)} "
+                f"(known: {', '.join(PROFILE_KEYS)})"
+            )
+
+
+def profiles() -> dict[str, Profile]:
+    """Every profile defined in the config files in effect, by name."""
+    merged: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for path in reversed(config_files()):  # user first, so the project's keys win
+        for name, values in read_config(path).get("profile", {}).items():
+            entry = merged.setdefault(name, {})
+            where = sources.setdefault(name, {})
+            for key, value in values.items():
+                if key == "target_roots" and isinstance(value, dict):
+                    entry[key] = {**entry.get(key, {}), **value}  # merged key by key
+                    where.update({f"root {root.lower()}": str(path) for root in value})
+                else:
+                    entry[key] = value
+                where[key] = str(path)
+    return {name: _profile(name, values, sources[name]) for name, values in merged.items()}
+
+
+def _profile(name: str, values: dict[str, Any], sources: dict[str, str]) -> Profile:
+    roots = values.get("target_roots", {})
+    if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
+        raise StardagError(
+            f"profile {name!r}: target_roots must be a table of strings ({sources['target_roots']})"
+        )
+    return Profile(
+        name,
+        registry=_text(values.get("registry"), name, "registry"),
+        remote=_text(values.get("remote"), name, "remote"),
+        target_roots={str(k).lower(): v for k, v in roots.items()},
+        sources=sources,
+    )
+
+
+def _text(value: Any, name: str, key: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise StardagError(f"profile {name!r}: {key} must be a string, not {value!r}")
+
+
+def active_profile_name() -> tuple[str | None, str]:
+    """The active profile's name and what chose it (None, "" when no profile is active)."""
+    chosen = os.environ.get(PROFILE_VAR, "").strip()
+    if chosen:
+        return chosen, PROFILE_VAR
+    for path in config_files():
+        name = read_config(path).get("default", {}).get("profile")
+        if name:
+            return str(name), str(path)
+    return None, ""
+
+
+def active_profile() -> Profile | None:
+    """The active profile; an unknown name is an error that lists the defined ones."""
+    if not os.environ.get(PROFILE_VAR) and not _any_config():
+        return None  # the common case, in two stats
+    name, chosen_by = active_profile_name()
+    if name is None:
+        return None
+    found = profiles()
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise StardagError(
+            f"profile {name!r} (chosen by {chosen_by}) is not defined (defined: {known}); "
+            "`stardag config profile add` defines one"
+        )
+    profile = found[name]
+    return Profile(
+        profile.name,
+        profile.registry,
+        profile.remote,
+        profile.target_roots,
+        profile.sources,
+        chosen_by,
+    )
+
+
+def _any_config() -> bool:
+    return user_config_path().is_file() or project_config_path() is not None
+
+
+def redact(url: str) -> str:
+    """A URL with the password of its `user:password@` part replaced by `***`."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def config_path(project: bool) -> Path:
+    """The file profile commands write: the project's (`--project`) or the user's."""
+    if not project:
+        return user_config_path()
+    return project_config_path() or Path.cwd() / ".stardag" / CONFIG_FILE
+
+
+def save_profile(path: Path, profile: Profile) -> None:
+    """Add or replace a profile in a config file (keeping the file's other profiles)."""
+    data = dict(read_config(path))
+    entries = dict(data.get("profile", {}))
+    entry: dict[str, Any] = {}
+    if profile.registry:
+        entry["registry"] = profile.registry
+    if profile.remote:
+        entry["remote"] = profile.remote
+    if profile.target_roots:
+        entry["target_roots"] = dict(profile.target_roots)
+    entries[profile.name] = entry
+    data["profile"] = entries
+    write_config(path, data)
+
+
+def remove_profile(path: Path, name: str) -> bool:
+    """Remove a profile from a config file (and its default if it was); whether it was there."""
+    data = dict(read_config(path))
+    entries = dict(data.get("profile", {}))
+    if entries.pop(name, None) is None:
+        return False
+    data["profile"] = entries
+    default = dict(data.get("default", {}))
+    if default.get("profile") == name:
+        default.pop("profile")
+    data["default"] = default
+    write_config(path, data)
+    return True
+
+
+def use_profile(path: Path, name: str) -> None:
+    """Make `name` the default profile of a config file."""
+    data = dict(read_config(path))
+    data["default"] = {**data.get("default", {}), "profile": name}
+    write_config(path, data)
+
+
+def write_config(path: Path, data: dict[str, Any]) -> None:
+    """Write a config file (its [default] table, then one table per profile), atomically."""
+    lines: list[str] = []
+    default = data.get("default", {})
+    if default:
+        lines += ["[default]", *(f"{k} = {_toml(v)}" for k, v in sorted(default.items())), ""]
+    for name, values in sorted(data.get("profile", {}).items()):
+        lines.append(f"[profile.{_toml_key(name)}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in sorted(values.items()) if k != "target_roots"]
+        roots = values.get("target_roots", {})
+        if roots:
+            lines += ["", f"[profile.{_toml_key(name)}.target_roots]"]
+            lines += [f"{_toml_key(k)} = {_toml(v)}" for k, v in sorted(roots.items())]
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text("\n".join(lines))
+    os.replace(temp, path)
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum()
+    return key if bare else _toml(key)

@@ -69,7 +69,7 @@ def default_threads() -> int:
 
 def effective() -> list[Setting]:
     """Every setting with its value and source, as configured right now."""
-    found = [_home(), _registry()]
+    found = [_home(), _profile(), _registry()]
     found += _roots()
     found += _remotes()
     for name, default in (
@@ -80,6 +80,7 @@ def effective() -> list[Setting]:
         ("STARDAG_ZSTD_LEVEL", "1"),
         ("STARDAG_ZSTD_THREADS", str(default_threads())),
         ("STARDAG_FSYNC", "0"),
+        ("STARDAG_CLAIMS", "on"),
     ):
         found.append(_env(name, default))
     return found
@@ -97,19 +98,39 @@ def _home() -> Setting:
     return Setting("home", _config.stardag_home(), source)
 
 
+def _profile() -> Setting:
+    name, chosen_by = _config.active_profile_name()
+    return Setting("profile", name, chosen_by or "unset")
+
+
+def _from_profile(key: str) -> tuple[str | None, str]:
+    """A profile setting's value and its source: `profile NAME (FILE)`."""
+    profile = _config.active_profile()
+    if profile is None:
+        return None, ""
+    roots = profile.target_roots
+    value = roots.get(key[5:]) if key.startswith("root ") else getattr(profile, key)
+    source = profile.sources.get(key, "")
+    return value, f"profile {profile.name} ({source})"
+
+
 def _registry() -> Setting:
     from stardag.registry import default_url
     from stardag.registry._db import safe_url
 
+    url = safe_url(default_url())  # a password in a URL is never shown
     if os.environ.get("STARDAG_REGISTRY_URL"):
-        return Setting("registry", safe_url(default_url()), "STARDAG_REGISTRY_URL")
-    return Setting("registry", default_url(), "home (STARDAG_HOME/registry.db)")
+        return Setting("registry", url, "STARDAG_REGISTRY_URL")
+    value, source = _from_profile("registry")
+    if value:
+        return Setting("registry", url, source)
+    return Setting("registry", url, "home (STARDAG_HOME/registry.db)")
 
 
 def _roots() -> list[Setting]:
     found = []
     for key, value in sorted(_config.target_roots().items()):
-        found.append(Setting(f"root {key}", value, _root_source(key)))
+        found.append(Setting(f"root {key}", _config.redact(value), _root_source(key)))
     return found
 
 
@@ -120,12 +141,15 @@ def _remotes() -> list[Setting]:
     config = _remotes_config.load()
     where = str(_remotes_config.config_path())
     found = [
-        Setting(f"remote {name}", remote.url, where)
+        Setting(f"remote {name}", _config.redact(remote.url), where)
         for name, remote in sorted(config.remotes.items())
     ]
     override = os.environ.get(_remotes_config.ENV_VAR)
+    in_profile, source = _from_profile("remote")
     if override:
         found.append(Setting("active remote", override, _remotes_config.ENV_VAR))
+    elif in_profile:
+        found.append(Setting("active remote", in_profile, source))
     elif config.default:
         found.append(Setting("active remote", config.default, where))
     else:
@@ -140,4 +164,5 @@ def _root_source(key: str) -> str:
     raw = os.environ.get("STARDAG_TARGET_ROOTS")
     if raw and key in _config._parse_roots_json(raw):
         return "STARDAG_TARGET_ROOTS"
-    return "home (STARDAG_HOME/store)"
+    value, source = _from_profile(f"root {key}")
+    return source if value else "home (STARDAG_HOME/store)"

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
-from stardag._config import stardag_home
+from stardag._config import active_profile, stardag_home
 from stardag._errors import (
     OptionalDependencyError,
     RegistryError,
@@ -65,10 +65,14 @@ def safe_url(url: str) -> str:
 
 
 def default_url() -> str:
-    """`STARDAG_REGISTRY_URL`, else SQLite at `$STARDAG_HOME/registry.db` (read now)."""
+    """`STARDAG_REGISTRY_URL`, else the active profile's registry, else SQLite at
+    `$STARDAG_HOME/registry.db` (read now)."""
     url = os.environ.get("STARDAG_REGISTRY_URL")
     if url:
         return url
+    profile = active_profile()
+    if profile is not None and profile.registry:
+        return profile.registry
     return "sqlite:///" + os.path.join(stardag_home(), "registry.db")
 
 

@@ -23,7 +23,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stardag._config import stardag_home
+from stardag._config import active_profile, stardag_home
 from stardag._errors import RemoteError, UnknownRemoteError
 
 ENV_VAR = "STARDAG_REMOTE"
@@ -137,14 +137,19 @@ def resolve(name_or_url: str | None = None) -> Remote:
 
 
 def active() -> Remote | None:
-    """The remote builds read through: `STARDAG_REMOTE`, else the configured default."""
-    key = (os.environ.get("STARDAG_HOME"), os.environ.get(ENV_VAR))
+    """The remote builds read through: `STARDAG_REMOTE`, else the active profile's remote,
+    else the configured default."""
+    override = os.environ.get(ENV_VAR)
+    if override is None:
+        profile = active_profile()  # a profile's remote, below the environment
+        override = profile.remote if profile is not None else None
+    key = (os.environ.get("STARDAG_HOME"), override)
     try:
         return _CACHE[key]
     except KeyError:
         pass
     with _LOCK:
-        found = _CACHE[key] = _active(key[1])
+        found = _CACHE[key] = _active(override)
     return found
 
 

@@ -1,0 +1,109 @@
+"""Profiles: `stardag config profile add/list/use/remove`, precedence, and no password shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import invoke
+
+import stardag as sd
+from stardag import _config
+
+TEAM = "postgresql+psycopg://alice:hunter2-secret@db.example.com/stardag"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project directory, with a subdirectory as the working directory."""
+    root = tmp_path / "project"
+    (root / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(root / "src" / "deep")
+    return root
+
+
+def _show() -> dict[str, dict[str, str]]:
+    result = invoke("config", "show", "--json")
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.stdout)}
+
+
+def test_add_use_list_and_remove_a_profile(stardag_home: Path, project: Path) -> None:
+    """A profile added and used drives the registry and roots; removing it restores defaults."""
+    added = invoke(
+        "config", "profile", "add", "team", "--registry", TEAM, "--root", "default=/srv/store"
+    )
+    assert added.exit_code == 0, added.output
+    assert (stardag_home / "config.toml").is_file()
+    assert invoke("config", "profile", "use", "team").exit_code == 0
+    assert sd.registry.default_url() == TEAM
+    assert _config.target_root() == "/srv/store"
+    listed = invoke("config", "profile", "list", "--json")
+    assert listed.exit_code == 0
+    (row,) = json.loads(listed.stdout)
+    assert (row["name"], row["active"], row["target_roots"]) == (
+        "team",
+        True,
+        {"default": "/srv/store"},
+    )
+    assert invoke("config", "profile", "remove", "team").exit_code == 0
+    assert sd.registry.default_url().startswith("sqlite:///")
+    assert _config.target_root() == str(stardag_home / "store")
+
+
+def test_passwords_are_never_printed(project: Path) -> None:
+    """Neither `profile list` nor `config show` prints a URL's password."""
+    invoke("config", "profile", "add", "team", "--registry", TEAM, "--use")
+    for args in (("config", "profile", "list"), ("config", "show"), ("config", "show", "--json")):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert "hunter2-secret" not in result.output
+    assert _show()["registry"]["value"].startswith("postgresql+psycopg://alice:***@db.example.com")
+
+
+def test_environment_then_project_then_user_then_defaults(
+    stardag_home: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each setting comes from the environment, else the project file, else the user file."""
+    invoke("config", "profile", "add", "team", "--root", "default=/user/store", "--root", "x=/x")
+    invoke("config", "profile", "use", "team")
+    assert _config.target_root() == "/user/store"
+    (project / ".stardag").mkdir()
+    (project / ".stardag" / "config.toml").write_text(
+        '[profile.team.target_roots]\ndefault = "/project/store"\n'
+    )
+    assert _config.target_root() == "/project/store"  # the project's keys win...
+    assert _config.target_root("x") == "/x"  # ...key by key
+    sources = _show()
+    assert (
+        sources["root default"]["source"]
+        == f"profile team ({project / '.stardag' / 'config.toml'})"
+    )
+    assert sources["root x"]["source"] == f"profile team ({stardag_home / 'config.toml'})"
+    assert sources["profile"]["source"] == str(stardag_home / "config.toml")
+    monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", "/env/store")
+    assert _config.target_root() == "/env/store"
+    assert _show()["root default"]["source"] == "STARDAG_TARGET_ROOTS__DEFAULT"
+
+
+def test_stardag_profile_picks_one_and_an_unknown_one_is_an_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STARDAG_PROFILE overrides the default profile; a name not defined is a clear error."""
+    invoke("config", "profile", "add", "laptop", "--root", "default=/laptop", "--use")
+    invoke("config", "profile", "add", "team", "--root", "default=/team", "--project")
+    assert _config.target_root() == "/laptop"
+    monkeypatch.setenv("STARDAG_PROFILE", "team")
+    assert _config.target_root() == "/team"
+    assert _show()["profile"]["source"] == "STARDAG_PROFILE"
+    monkeypatch.setenv("STARDAG_PROFILE", "nope")
+    with pytest.raises(sd.StardagError, match=r"'nope'.*defined: laptop, team"):
+        _config.target_root()
+
+
+def test_bad_root_option_is_one_line_and_exit_2(project: Path) -> None:
+    """`--root` without KEY= is bad input: one line, exit code 2."""
+    result = invoke("config", "profile", "add", "team", "--root", "/no/key")
+    assert result.exit_code == 2
+    assert "KEY=PATH_OR_URL" in result.output and "Traceback" not in result.output
