@@ -164,8 +164,8 @@ class Claimer:
             won = self.registry.write(lambda conn: self._swap(conn, work, ids))
         except RegistryError as exc:
             logger.warning(
-                "claims in registry %s failed (%s): running %d ready tasks without claims",
-                self.registry,
+                "claims in registry %s failed (%s): %d ready tasks run without claims",
+                self.registry.safe_url,
                 exc,
                 len(ids),
             )

@@ -19,10 +19,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from stardag._errors import RegistryError
+from stardag._errors import RegistryError, RegistryUnreachableError
 from stardag._version import __version__
 from stardag.build._events import BuildEvent, EventKind
-from stardag.build._rows import RowMaker
+from stardag.build._rows import BatchRows, RowMaker
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
 from stardag.registry._environment import (
@@ -126,6 +126,7 @@ class Recorder:
             setting = current_environment(), git_state(self._cwd)
         except Exception as exc:  # noqa: BLE001  # reported at the end of the build
             self._fail(exc)
+        unsent: list[BatchRows] = []  # batches the registry could not take yet, in order
         while True:
             events, ended = self._take()
             try:
@@ -134,12 +135,26 @@ class Recorder:
                     batch.environment, batch.git = setting
                     setting = None
                 if not batch.empty():
-                    self._rows.backfill_cached(self.registry, batch)
-                    self.registry.write(batch.write)
+                    unsent.append(batch)
+                unsent = self._send(unsent)
             except Exception as exc:  # noqa: BLE001  # reported at the end of the build
                 self._fail(exc)
             if ended:
+                if unsent:
+                    self._fail(_unrecorded(self.registry, self.build_id, unsent))
                 return
+
+    def _send(self, unsent: list[BatchRows]) -> list[BatchRows]:
+        """Write batches in order; keep those an unreachable registry could not take."""
+        while unsent:
+            try:
+                self._rows.backfill_cached(self.registry, unsent[0])
+                self.registry.write(unsent[0].write)
+            except RegistryUnreachableError as exc:
+                logger.warning("registry unreachable, %d batches wait: %s", len(unsent), exc)
+                return unsent
+            unsent.pop(0)
+        return unsent
 
     def _take(self) -> tuple[list[BuildEvent], bool]:
         with self._cond:
@@ -163,3 +178,16 @@ class Recorder:
             self.build_id,
             exc,
         )
+
+
+def _unrecorded(registry: Registry, build_id: str, unsent: list[BatchRows]) -> RegistryError:
+    """The error that says which of a build's runs never reached the registry."""
+    runs = [run for batch in unsent for run in batch.runs]
+    names = ", ".join(f"{r['task_id'][:12]} ({r['outcome']})" for r in runs[:10])
+    more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
+    return RegistryUnreachableError(
+        f"registry {registry.safe_url} stayed unreachable: {len(runs)} runs of build "
+        f"{build_id} were not recorded: {names}{more}. Their outputs are in the store; "
+        "`sd.registry.reindex()` records them once the registry is back",
+        url=registry.safe_url,
+    )

@@ -134,7 +134,7 @@ class Registry:
     def _retryable(self, exc: DBAPIError) -> bool:
         if self.is_sqlite:
             return _is_locked(exc)
-        return exc.connection_invalidated or _sqlstate(exc) in _RETRY_STATES
+        return _unreachable(exc, self.url) or _sqlstate(exc) in _RETRY_STATES
 
     def _write_once(self, work: Callable[[Connection], T]) -> T:
         with self._write_lock, self.engine.connect() as conn:
