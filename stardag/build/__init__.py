@@ -15,6 +15,7 @@ runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 from stardag.build._claim_config import ClaimConfig
 from stardag.build._context import BuildContext, get_current_build_context, get_current_build_id
 from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.build._labels import labelled
 from stardag.build._run import (
     DEFAULT_CLAIMS,
     DEFAULT_REGISTRY,
@@ -54,4 +55,5 @@ __all__ = [
     "build_sequential_aio",
     "get_current_build_context",
     "get_current_build_id",
+    "labelled",
 ]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from stardag._errors import RegistryError, RegistryUnreachableError
 from stardag._version import __version__
 from stardag.build._events import BuildEvent, EventKind
+from stardag.build._labels import current_labels
 from stardag.build._rows import BatchRows, RowMaker
 from stardag.registry import _writes
 from stardag.registry._db import Registry, resolve
@@ -73,6 +74,7 @@ class Recorder:
     def _begin(self, root_ids: list[str]) -> None:
         who = invocation()
         self._cwd = who.cwd
+        labels = current_labels()
         row = {
             "id": self.build_id,
             "started": time.time(),
@@ -86,6 +88,7 @@ class Recorder:
             "python_version": python_version(),
             "platform": platform_name(),
             "stardag_version": __version__,
+            "labels": json.dumps(labels, sort_keys=True) if labels else None,
         }
         self.registry.write(lambda conn: _writes.put_build(conn, row))
 

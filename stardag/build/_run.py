@@ -15,6 +15,7 @@ runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import os
@@ -355,7 +356,9 @@ def _run_sync(coro: Any) -> BuildSummary:
         except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, name="stardag-build")
+    # The caller's context variables (build labels, target roots) go along to the thread.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,), name="stardag-build")
     thread.start()
     thread.join()
     if "error" in outcome:

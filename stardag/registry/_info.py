@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -109,6 +109,7 @@ class BuildInfo:
     environment: EnvironmentInfo
     counts: dict[str, int]  # outcome -> number of runs
     runs: tuple[RunInfo, ...] = ()  # filled by `sd.registry.build(id)` only
+    labels: dict[str, str] = field(default_factory=dict)  # e.g. {"prefect.flow_run_id": ...}
 
     @property
     def duration(self) -> float | None:
@@ -132,6 +133,7 @@ class BuildInfo:
             environment=EnvironmentInfo.from_row(row, getattr(row, "packages", None)),
             counts=counts,
             runs=runs,
+            labels=json.loads(row.labels) if row.labels else {},
         )
 
 

@@ -195,4 +195,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "build_labels",
+        (
+            """
+            ALTER TABLE builds ADD COLUMN labels VARCHAR
+            """,
+        ),
+    ),
 )

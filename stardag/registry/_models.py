@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, Integer
 from sqlmodel import Field, SQLModel
 
 # Bump with every new migration step; a registry stamped higher is refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Byte counts: SQLite's INTEGER already holds 64 bits, PostgreSQL's needs BIGINT.
 _BYTES = Integer().with_variant(BigInteger(), "postgresql")
@@ -100,6 +100,7 @@ class BuildRow(SQLModel, table=True):
     env_digest: str | None = Field(default=None, foreign_key="environments.digest")
     git_commit: str | None = None
     git_dirty: bool | None = None
+    labels: str | None = None  # JSON object: where else the build is known (build/_labels)
 
 
 class RunRow(SQLModel, table=True):
