@@ -3,13 +3,15 @@
     python3 scripts/bench/registry.py [--n 10000] [--reps 3] [--json out.json]
 
 Cold builds of a binary reduction tree of about N tasks, each in a fresh process
-and a fresh store (`_registry_worker.py`), three ways: ours recording into the
-registry, ours with STARDAG_NO_REGISTRY=1, and the released stardag 0.28.0 (which
-records nothing locally; installed on first use into
-~/.cache/stardag-bench/stardag-0.28.0). Then, on the DAG the recording build left,
-lineage (up and down), rendering, history, explain (a complete task, and a new
-variant that would run) and a batched `sd.registry.outputs` of every task id,
-against the per-task store check a build does.
+and a fresh store (`_registry_worker.py`): ours recording into a SQLite registry and
+into a PostgreSQL one (a throwaway server on 127.0.0.1, as the tests start it;
+`--no-postgres` skips it), each with claims on (the default) and off
+(STARDAG_CLAIMS=0); ours with STARDAG_NO_REGISTRY=1; and the released stardag
+0.28.0 (which records nothing locally; installed on first use into
+~/.cache/stardag-bench/stardag-0.28.0). Then, on the DAG each recording build left
+(SQLite and PostgreSQL), lineage (up and down), rendering, history, explain (a
+complete task, and a new variant that would run) and a batched
+`sd.registry.outputs` of every task id, against the per-task store check a build does.
 
 Ratios within one run are what count; absolute times move with the machine's load.
 """
@@ -39,13 +41,16 @@ def ours_python() -> str:
     return str(local) if local.exists() else venv_python(CACHE / "ours", "-e", str(REPO))
 
 
-def run(python: str, phase: str, n: int, registry: bool, timeout: float) -> dict:
+def run(
+    python: str, phase: str, n: int, registry: bool, timeout: float, extra: dict[str, str]
+) -> dict:
     """One worker process in a fresh store: its RESULT line."""
     with tempfile.TemporaryDirectory(prefix="stardag-bench-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHON"))}
         env.update(STARDAG_HOME=home, STARDAG_TARGET_ROOTS__DEFAULT=f"{home}/store")
         if not registry:
             env["STARDAG_NO_REGISTRY"] = "1"
+        env.update({k: v() if callable(v) else v for k, v in extra.items()})
         cmd = [python, str(WORKER), phase, str(n)]
         done = subprocess.run(
             cmd, cwd=home, env=env, capture_output=True, text=True, timeout=timeout
@@ -70,48 +75,87 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="cold builds per variant")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
     a = parser.parse_args()
     ours, released = ours_python(), venv_python(CACHE / "stardag-0.28.0", RELEASED)
-    variants = {
-        "ours, registry on": (ours, True),
-        "ours, no registry": (ours, False),
-        "stardag 0.28.0": (released, False),
+    server = None if a.no_postgres else postgres_server()
+    off = {"STARDAG_CLAIMS": "0"}
+    variants: dict[str, tuple[str, bool, dict]] = {
+        SQLITE: (ours, True, {}),
+        SQLITE_OFF: (ours, True, off),
+        "ours, no registry": (ours, False, {}),
+        "stardag 0.28.0": (released, False, {}),
     }
+    if server is not None:
+        pg = {"STARDAG_REGISTRY_URL": server.fresh_url}
+        variants[POSTGRES] = (ours, True, pg)
+        variants[POSTGRES_OFF] = (ours, True, {**pg, **off})
     cold: dict[str, list[dict]] = {name: [] for name in variants}
-    for rep in range(a.reps):  # interleaved, so load drifts hit every variant alike
-        for name, (python, registry) in variants.items():
-            phase = "queries" if registry and rep == 0 else "cold"
-            cold[name].append(run(python, phase, a.n, registry, a.timeout))
-            print(f"  rep {rep + 1} {name}: {cold[name][-1]['cold_s']:.2f} s", file=sys.stderr)
-    imports = [run(ours, "import", a.n, True, a.timeout) for _ in range(a.reps)]
+    try:
+        for rep in range(a.reps):  # interleaved, so load drifts hit every variant alike
+            for name, (python, registry, extra) in variants.items():
+                phase = "queries" if name in (SQLITE, POSTGRES) and rep == 0 else "cold"
+                cold[name].append(run(python, phase, a.n, registry, a.timeout, extra))
+                print(f"  rep {rep + 1} {name}: {cold[name][-1]['cold_s']:.2f} s", file=sys.stderr)
+        imports = [run(ours, "import", a.n, True, a.timeout, {}) for _ in range(a.reps)]
+    finally:
+        if server is not None:
+            server.destroy()
     report(cold, imports)
     if a.json:
         a.json.write_text(json.dumps({"cold": cold, "imports": imports}, indent=2))
 
 
+SQLITE, SQLITE_OFF = "ours, SQLite registry", "ours, SQLite, claims off"
+POSTGRES, POSTGRES_OFF = "ours, PostgreSQL registry", "ours, PostgreSQL, claims off"
+
+
+def postgres_server():  # -> tests/support/postgres.py PostgresServer
+    """A throwaway PostgreSQL server, started the way the tests start theirs."""
+    sys.path.insert(0, str(REPO / "tests" / "support"))
+    from postgres import PostgresServer
+
+    return PostgresServer()
+
+
 def report(cold: dict[str, list[dict]], imports: list[dict]) -> None:
     """Print the cold builds, their ratios, and the query timings."""
-    tasks = cold["ours, registry on"][0]["tasks"]
-    on, off, old = (median(cold[k], "cold_s") for k in cold)
-    cpu_on, cpu_off, cpu_old = (median(cold[k], "cold_cpu_s") for k in cold)
+    tasks = cold[SQLITE][0]["tasks"]
+    wall = {name: median(results, "cold_s") for name, results in cold.items()}
+    cpu = {name: median(results, "cold_cpu_s") for name, results in cold.items()}
     import_registry = median(imports, "import_registry_s")
-    reps = len(cold[next(iter(cold))])
+    reps = len(cold[SQLITE])
     print(f"\ncold build of a {tasks}-task tree (median of {reps}; wall, and CPU of all threads)")
-    for name, seconds, cpu in zip(cold, (on, off, old), (cpu_on, cpu_off, cpu_old), strict=True):
-        print(f"  {name:<34} {seconds:8.2f} s  {cpu:8.2f} s CPU")
-    print(f"  registry on / no registry          {on / off:8.2f}x  {cpu_on / cpu_off:8.2f}x CPU")
-    print(f"  registry on / stardag 0.28.0       {on / old:8.2f}x  {cpu_on / cpu_old:8.2f}x CPU")
-    print(f"  no registry / stardag 0.28.0       {off / old:8.2f}x  {cpu_off / cpu_old:8.2f}x CPU")
-    print(f"  import stardag.registry (once)     {import_registry * 1e3:8.0f} ms")
+    for name in cold:
+        print(f"  {name:<40} {wall[name]:8.2f} s  {cpu[name]:8.2f} s CPU")
+    ratios = [
+        ("SQLite registry / no registry", SQLITE, "ours, no registry"),
+        ("SQLite registry / stardag 0.28.0", SQLITE, "stardag 0.28.0"),
+        ("no registry / stardag 0.28.0", "ours, no registry", "stardag 0.28.0"),
+        ("claims on / off, SQLite (goal <= 1.2)", SQLITE, SQLITE_OFF),
+        ("PostgreSQL / SQLite, claims off (goal <= 2)", POSTGRES_OFF, SQLITE_OFF),
+        ("PostgreSQL / SQLite, claims on", POSTGRES, SQLITE),
+        ("claims on / off, PostgreSQL (goal <= 1.2)", POSTGRES, POSTGRES_OFF),
+    ]
+    for label, a, b in ratios:
+        if a in wall and b in wall:
+            print(f"  {label:<44} {wall[a] / wall[b]:6.2f}x  {cpu[a] / cpu[b]:6.2f}x CPU")
+    print(f"  import stardag.registry (once)               {import_registry * 1e3:8.0f} ms")
     per_task, per_task_cpu = (
-        (x - y - import_registry) / tasks for x, y in ((on, off), (cpu_on, cpu_off))
+        (x[SQLITE_OFF] - x["ours, no registry"] - import_registry) / tasks for x in (wall, cpu)
     )
     print(
-        f"  recording per task, beyond import  {per_task * 1e6:8.1f} us"
+        f"  recording per task in SQLite, beyond import  {per_task * 1e6:8.1f} us"
         f"  {per_task_cpu * 1e6:8.1f} us CPU"
     )
-    q = cold["ours, registry on"][0]
-    print(f"\nqueries on that DAG (median of 3 calls), registry of {q['lineage_nodes']} tasks")
+    for name in (SQLITE, POSTGRES):
+        if name in cold:
+            queries(name, cold[name][0])
+
+
+def queries(name: str, q: dict) -> None:
+    """Print the query timings measured on one registry."""
+    print(f"\nqueries on that DAG (median of 3 calls), {name}, {q['lineage_nodes']} tasks")
     rows = [
         (f"lineage up ({q['lineage_nodes']} nodes)", q["lineage_up_s"]),
         (f"lineage down ({q['lineage_down_nodes']} nodes)", q["lineage_down_s"]),

@@ -40,7 +40,7 @@ class Holder:
     pid: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Won:
     """A claim this builder won; `fresh` when nobody had ever claimed the task."""
 
