@@ -17,6 +17,7 @@ StardagError
 ├── TargetNotFoundError          a task's output does not exist (not built yet)
 ├── UnknownRootKeyError          a target root key that is not configured
 ├── TaskFailedError              a task raised while running (wraps its error)
+│   └── BuildInterruptedError    the build was interrupted (Ctrl-C) before the task finished
 ├── OptionalDependencyError      a value's type needs a package that is not installed
 ├── RegistryError                the registry cannot be opened, written or queried
 │   ├── RegistryLockedError      still locked by another process after the retries
@@ -152,6 +153,10 @@ class TaskFailedError(StardagError):
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class BuildInterruptedError(TaskFailedError):
+    """The build was interrupted (Ctrl-C) before the task finished: it did not fail."""
 
 
 class RegistryError(StardagError):

@@ -24,11 +24,17 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stardag._errors import DependencyCycleError, StardagError, TaskFailedError
+from stardag._errors import (
+    BuildInterruptedError,
+    DependencyCycleError,
+    StardagError,
+    TaskFailedError,
+)
 from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.build._interrupt import PublishGate, abandoning_message, say, waiting_message
 from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.task._stored import Task
 
@@ -46,16 +52,27 @@ class State(enum.Enum):
     CACHED = 3
     FAILED = 4
     SKIPPED = 5
+    INTERRUPTED = 6  # not run, or abandoned, because the build was interrupted
 
 
 FINISHED = (State.DONE, State.CACHED)
-BROKEN = (State.FAILED, State.SKIPPED)
+BROKEN = (State.FAILED, State.SKIPPED, State.INTERRUPTED)
 
 
 class Node:
     """One task id in the build graph."""
 
-    __slots__ = ("dependents", "deps", "id", "is_async", "state", "task", "waiters", "waiting")
+    __slots__ = (
+        "dependents",
+        "deps",
+        "id",
+        "is_async",
+        "state",
+        "suspended",
+        "task",
+        "waiters",
+        "waiting",
+    )
 
     def __init__(self, task: BaseTask, dual_async: bool = True) -> None:
         self.task = task
@@ -66,6 +83,7 @@ class Node:
         self.waiting = 0  # unfinished static dependencies
         self.state = State.PENDING
         self.waiters: list[DynamicWait] = []  # suspended tasks that yielded this one
+        self.suspended: DynamicWait | None = None  # what this task waits on, once it yielded
 
     def describe(self) -> str:
         return f"{type(self.task).get_name()} ({self.id[:12]})"
@@ -74,9 +92,10 @@ class Node:
 class DynamicWait:
     """A task suspended on the tasks it yielded; notified under the engine lock."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pending: set[str]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, waiting_on: list[Node]) -> None:
         self.loop = loop
-        self.pending = pending
+        self.waiting_on = waiting_on
+        self.pending = {n.id for n in waiting_on}
         self.future: asyncio.Future[None] = loop.create_future()
 
     def finished(self, node: Node) -> None:
@@ -85,8 +104,17 @@ class DynamicWait:
             self.loop.call_soon_threadsafe(_settle_future, self.future, None)
 
     def failed(self, node: Node) -> None:
-        error = TaskFailedError(f"dynamic dependency {node.describe()} failed", task_id=node.id)
+        error = _broken_dependency(node)
         self.loop.call_soon_threadsafe(_settle_future, self.future, error)
+
+
+def _broken_dependency(node: Node) -> TaskFailedError:
+    """The error a task that yielded `node` fails (or stops) with."""
+    if node.state is State.INTERRUPTED:
+        return BuildInterruptedError(
+            f"dynamic dependency {node.describe()} was interrupted", task_id=node.id
+        )
+    return TaskFailedError(f"dynamic dependency {node.describe()} failed", task_id=node.id)
 
 
 def _settle_future(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -149,6 +177,12 @@ class Engine:
         self.stopping = False
         self.first_error: BaseException | None = None
         self.first_failed: BaseTask | None = None
+        # Ctrl-C: the first stops starting tasks, the second abandons the running ones.
+        self.interrupts = 0
+        self.halted = False  # interrupted or cancelled: what does not run is "interrupted"
+        self.running: dict[str, Node] = {}  # started and not finished (suspended included)
+        self.gate = PublishGate()  # closed when the build abandons its running tasks
+        self.loop_thread_task: Node | None = None  # a sync task running on the loop thread
         self.sync_queue: queue.SimpleQueue[tuple[Node, Any] | None] = queue.SimpleQueue()
         self.loop_queue: deque[tuple[Node, Any]] = deque()  # sequential builds only
         self.background: set[asyncio.Future[None]] = set()
@@ -170,6 +204,7 @@ class Engine:
     # -- the whole build --------------------------------------------------------------
     async def run(self, roots: Sequence[BaseTask]) -> None:
         self.loop = asyncio.get_running_loop()
+        self.loop_ident = threading.get_ident()
         self.idle = asyncio.Event()
         self.wake = asyncio.Event()
         self.async_slots = asyncio.Semaphore(max(self.workers, 32))
@@ -186,11 +221,15 @@ class Engine:
             if self.sequential:
                 await self.consume_on_loop()
             await self.idle.wait()
+        except asyncio.CancelledError:
+            self.abandon()  # the caller cancelled the build: stop at once
+            raise
         finally:
             for _ in threads:
                 self.sync_queue.put(None)
-            for thread in threads:
-                await asyncio.to_thread(thread.join)
+            if not self.gate.closed:  # abandoned workers finish on their own, unrecorded
+                for thread in threads:
+                    await asyncio.to_thread(thread.join)
 
     def start_workers(self) -> list[threading.Thread]:
         # Each worker runs in a copy of this context: get_current_build_id() works there.
@@ -368,7 +407,10 @@ class Engine:
     def finish(self, node: Node, error: BaseException | None) -> None:
         """Record a node's outcome and release what waited on it."""
         self.outstanding -= 1
-        if error is None:
+        self.running.pop(node.id, None)
+        if isinstance(error, BuildInterruptedError):
+            self.interrupt_node(node, error)
+        elif error is None:
             node.state = State.DONE
             self.summary.ran += 1
             self.release_dependents(node)
@@ -400,6 +442,8 @@ class Engine:
     def claim_done_elsewhere(self, node: Node, holder: str | None) -> None:
         """Another builder computed the node while this one waited: a cache hit."""
         with self.lock:
+            if self.gate.closed:
+                return  # abandoned: every node has its outcome already
             self.outstanding -= 1
             node.state = State.CACHED
             self.summary.already_complete += 1
@@ -416,6 +460,8 @@ class Engine:
             task_id=node.id,
         )
         with self.lock:
+            if self.gate.closed:
+                return  # abandoned: every node has its outcome already
             self.outstanding -= 1
             self.fail(node, failure)
             if self.outstanding == 0:
@@ -423,6 +469,8 @@ class Engine:
 
     def drop(self, node: Node) -> None:
         """Skip a queued node that will not run after all (the build is stopping)."""
+        if self.gate.closed:
+            return  # abandoned: every node has its outcome already
         node.state = State.PENDING
         self.outstanding -= 1
         self.skip(node)
@@ -445,18 +493,97 @@ class Engine:
             self.skip(dependent)
 
     def skip(self, node: Node) -> None:
-        """Mark a pending node, and everything waiting on it, as skipped."""
+        """Mark a pending node, and everything waiting on it, as skipped.
+
+        Once the build is interrupted, what it does not start is interrupted instead.
+        """
+        interrupted = self.halted
         stack = [node]
         while stack:
             current = stack.pop()
             if current.state is not State.PENDING:
                 continue
-            current.state = State.SKIPPED
-            self.summary.skipped += 1
-            self.emit(EventKind.TASK_SKIPPED, task=current.task)
+            if interrupted:
+                current.state = State.INTERRUPTED
+                self.summary.interrupted += 1
+                self.emit(EventKind.TASK_INTERRUPTED, task=current.task)
+            else:
+                current.state = State.SKIPPED
+                self.summary.skipped += 1
+                self.emit(EventKind.TASK_SKIPPED, task=current.task)
             for waiter in current.waiters:
                 waiter.failed(current)
             stack.extend(current.dependents)
+
+    def interrupt_node(self, node: Node, error: BaseException | None) -> None:
+        """A started task the interrupt stopped: neither done nor failed."""
+        node.state = State.INTERRUPTED
+        self.summary.interrupted += 1
+        self.emit(EventKind.TASK_INTERRUPTED, task=node.task, error=error, dynamic=_dynamic(node))
+        for waiter in node.waiters:
+            waiter.failed(node)
+        for dependent in node.dependents:
+            self.skip(dependent)
+
+    # -- interrupts (Ctrl-C) ----------------------------------------------------------
+    def signal(self) -> None:
+        """What SIGINT does (called in the main thread, between any two bytecodes).
+
+        It only sets flags, writes straight to fd 2 and schedules work on the loop:
+        the code it interrupts may hold the engine lock halfway through an update.
+        The first signal stops starting tasks; the second abandons the running ones
+        (in a sequential build it also interrupts the task running on the loop).
+        """
+        self.interrupts += 1
+        self.halted = self.stopping = True
+        if self.interrupts == 1:
+            say(waiting_message(_names(self.running.values())))
+            self.loop.call_soon_threadsafe(self.after_interrupt)
+            return
+        if self.interrupts == 2:
+            say(abandoning_message(_names(self.running.values())))
+        self.loop.call_soon_threadsafe(self.abandon)
+        if self.loop_thread_task is not None and threading.get_ident() == self.loop_ident:
+            raise KeyboardInterrupt  # lands in the task running on this thread
+
+    def interrupt_from_task(self, node: Node) -> None:
+        """A task raised KeyboardInterrupt: stop the build as a first Ctrl-C does."""
+        with self.lock:
+            if self.interrupts:
+                return
+            self.interrupts = 1
+            self.halted = self.stopping = True
+            others = [n for n in self.running.values() if n is not node]
+            say(waiting_message(_names(others), f"{node.describe()} raised KeyboardInterrupt"))
+
+    def after_interrupt(self) -> None:
+        with self.lock:
+            if self.outstanding == 0:
+                self.idle.set()
+
+    def abandon(self) -> None:
+        """End the build now: running tasks are recorded as interrupted, unless published."""
+        self.gate.close()  # waits for records being published right now
+        with self.lock:
+            self.halted = self.stopping = True
+            for node in list(self.running.values()):
+                state = node.task._run_state or {}
+                record = state.get("record")
+                if record is not None:  # its output is in the store: it completed
+                    node.state = State.DONE
+                    self.summary.ran += 1
+                    self.emit(EventKind.TASK_COMPLETED, task=node.task, record=record)
+                else:
+                    self.interrupt_node(node, None)
+            self.running.clear()
+            for node in self.nodes.values():  # queued or waiting: never started
+                if node.state is State.QUEUED:
+                    node.state = State.PENDING
+                self.skip(node)
+            self.outstanding = 0
+            for future in list(self.background):
+                future.cancel()
+            self.idle.set()
 
     # -- sync tasks on worker threads -----------------------------------------------------
     def worker(self) -> None:
@@ -470,9 +597,12 @@ class Engine:
         """Run (or resume) a sync task; on a yield, hand the generator to the loop."""
         task = node.task
         try:
+            if resume is None and self.begin(node):
+                return
+            # A second Ctrl-C raises KeyboardInterrupt in a task on the loop's thread.
+            on_loop = threading.get_ident() == self.loop_ident
+            self.loop_thread_task = node if on_loop else None
             if resume is None:
-                if self.begin(node):
-                    return
                 task._check_before_run()
                 result = task.run()
                 if inspect.isgenerator(result):
@@ -480,23 +610,49 @@ class Engine:
             if resume is not None:
                 done, result = _step(resume)
                 if not done:
+                    self.loop_thread_task = None
                     self.loop.call_soon_threadsafe(self.spawn_yield, node, resume, result)
                     return
             record = self.settle_sync(task, result)
-        except Exception as exc:  # noqa: BLE001  # a task's failure is data for the build
-            self.end(node, None, exc)
+            self.loop_thread_task = None
+        except BaseException as exc:  # noqa: BLE001  # a task's failure is data for the build
+            self.loop_thread_task = None
+            self.end(node, None, self.task_error(node, exc))
         else:
             self.end(node, record, None)
+
+    def task_error(self, node: Node, exc: BaseException) -> BaseException:
+        """What a task's exception means for the build; none may escape into the engine."""
+        if isinstance(exc, Exception):
+            return exc
+        error: TaskFailedError
+        if isinstance(exc, KeyboardInterrupt):
+            self.interrupt_from_task(node)
+            error = BuildInterruptedError(
+                f"task {node.describe()} was interrupted (KeyboardInterrupt)", task_id=node.id
+            )
+        else:  # SystemExit, GeneratorExit, CancelledError or another BaseException
+            error = TaskFailedError(
+                f"task {node.describe()} raised {type(exc).__name__}({exc}): a task must not "
+                "exit or stop the build; raise an Exception to fail it",
+                task_id=node.id,
+            )
+        error.__cause__ = exc
+        error.__suppress_context__ = True
+        return error
 
     def begin(self, node: Node) -> bool:
         """Mark a task started; True if the build is stopping and it must not run."""
         with self.lock:
             if self.stopping:
+                if self.gate.closed:
+                    return True  # abandoned: the build has ended
                 self.drop(node)
                 if self.claimer is not None:
                     self.claimer.release(node.id, None)
                 return True
-            node.task._set_run_state({"dynamic": []})
+            self.running[node.id] = node
+            node.task._set_run_state({"dynamic": [], "gate": self.gate})
             self.emit(
                 EventKind.TASK_STARTED, task=node.task, requires=tuple(d.id for d in node.deps)
             )
@@ -506,6 +662,8 @@ class Engine:
         if error is not None and not isinstance(error, StardagError):
             error.add_note(f"while running task {node.describe()}")
         with self.lock:
+            if self.gate.closed:
+                return  # abandoned: the build has ended without it
             if error is None:
                 self.emit(
                     EventKind.TASK_COMPLETED, task=node.task, record=record, dynamic=_dynamic(node)
@@ -553,8 +711,10 @@ class Engine:
                 if inspect.isgenerator(result):
                     result = await self.drive_here(node, result)
             record = await self.settle_async(task, result)
-        except Exception as exc:  # noqa: BLE001  # a task's failure is data for the build
-            self.end(node, None, exc)
+        except BaseException as exc:  # a task's failure is data for the build
+            if isinstance(exc, asyncio.CancelledError) and self.gate.closed:
+                raise  # the build was abandoned and cancelled it
+            self.end(node, None, self.task_error(node, exc))
         else:
             self.end(node, record, None)
 
@@ -591,8 +751,12 @@ class Engine:
         try:
             await self.wait_dynamic(node, yielded)
         except Exception as exc:  # noqa: BLE001  # the yielding task fails with it
-            gen.close()
-            self.end(node, None, exc)
+            error: BaseException = exc
+            try:
+                gen.close()
+            except BaseException as late:  # noqa: BLE001  # the generator refused to close
+                error = self.task_error(node, late)
+            self.end(node, None, error)
             return
         with self.lock:
             self.dispatch(node, gen)
@@ -607,23 +771,26 @@ class Engine:
         self.check_acyclic(new)
         with self.lock:
             wanted = [self.nodes[t.id] for t in tasks]
-            _check_not_upstream(node, wanted)
+            _check_no_wait_cycle(node, wanted)
             self.schedule(new)
             for dep in wanted:
                 if dep.state in BROKEN:
                     raise TaskFailedError(
                         f"dynamic dependency {dep.describe()} failed", task_id=dep.id
                     )
-            pending = {d.id for d in wanted if d.state not in FINISHED}
+            pending = list({d.id: d for d in wanted if d.state not in FINISHED}.values())
             if not pending:
                 return
             wait = DynamicWait(self.loop, pending)
-            for dep in wanted:
-                if dep.id in pending:
-                    dep.waiters.append(wait)
-        if self.sequential:
-            await self.consume_until(wait.future)
-        await wait.future
+            for dep in pending:
+                dep.waiters.append(wait)
+            node.suspended = wait
+        try:
+            if self.sequential:
+                await self.consume_until(wait.future)
+            await wait.future
+        finally:
+            node.suspended = None
 
     # -- sequential builds ----------------------------------------------------------------
     async def consume_on_loop(self) -> None:
@@ -646,11 +813,18 @@ class Engine:
                 continue
             node, resume = self.loop_queue.popleft()
             if node.is_async and resume is None:
-                await self.run_on_loop(node)
+                # A future of its own, so that abandoning the build can cancel it.
+                await self.await_cancellable(self.run_on_loop(node))
             elif self.sync_blocking:
                 self.run_sync(node, resume)
             else:  # sync_run_default="thread": one at a time, but off the loop
-                await asyncio.to_thread(self.run_sync, node, resume)
+                await self.await_cancellable(asyncio.to_thread(self.run_sync, node, resume))
+
+    async def await_cancellable(self, work: Coroutine[Any, Any, None]) -> None:
+        """Await `work` as a kept future: abandoning the build cancels it, not its awaiter."""
+        running = asyncio.ensure_future(work)
+        self.keep(running)
+        await asyncio.wait([running])
 
 
 def _incomplete(task: BaseTask) -> TaskFailedError:
@@ -686,17 +860,44 @@ def _find_cycle(candidates: list[Node]) -> list[Node]:
     return [*path[position[node.id] :], node]
 
 
-def _check_not_upstream(node: Node, yielded: list[Node]) -> None:
-    """A yielded task that needs the yielding task would wait forever: a cycle."""
-    stack = list(yielded)
-    seen: set[str] = set()
+def _check_no_wait_cycle(node: Node, yielded: list[Node]) -> None:
+    """Raise `DependencyCycleError` if a yielded task waits (even indirectly) on `node`.
+
+    A pending task waits on its unfinished static dependencies; a task suspended
+    on what it yielded waits on those. A yielded task that reaches back to the
+    yielding one would wait forever, through static dependencies, yields, or both.
+    """
+    came_from: dict[str, Node | None] = {}
+    stack: list[tuple[Node, Node | None]] = [(y, None) for y in yielded]
     while stack:
-        current = stack.pop()
+        current, parent = stack.pop()
+        if current.id in came_from:
+            continue
+        came_from[current.id] = parent
         if current.id == node.id:
+            path = [current]
+            while (step := came_from[path[-1].id]) is not None:
+                path.append(step)
+            cycle = [node, *reversed(path)]
             raise DependencyCycleError(
-                f"dependency cycle: {node.describe()} yielded a task that requires it",
-                cycle=[node.id],
+                "dependency cycle: "
+                + " -> ".join(n.describe() for n in cycle)
+                + " (through tasks yielded from run()); a task cannot (even indirectly) "
+                "wait on itself",
+                cycle=[n.id for n in cycle[:-1]],
             )
-        if current.id not in seen and current.state is State.PENDING:
-            seen.add(current.id)
-            stack.extend(current.deps)
+        stack.extend((w, current) for w in _waits_on(current))
+
+
+def _waits_on(node: Node) -> list[Node]:
+    """What a task cannot go on without: pending deps, or what it yielded and awaits."""
+    if node.state is State.PENDING:
+        return [d for d in node.deps if d.state not in FINISHED]
+    wait = node.suspended
+    if node.state is State.QUEUED and wait is not None:
+        return [d for d in wait.waiting_on if d.state not in FINISHED]
+    return []
+
+
+def _names(nodes: Iterable[Node]) -> list[str]:
+    return [node.describe() for node in list(nodes)]

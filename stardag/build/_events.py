@@ -28,6 +28,7 @@ class EventKind(str, enum.Enum):
     TASK_COMPLETED = "task_completed"
     TASK_FAILED = "task_failed"
     TASK_SKIPPED = "task_skipped"  # not run because something it needs failed
+    TASK_INTERRUPTED = "task_interrupted"  # not run, or abandoned, after Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class BuildEvent:
     requires: tuple[str, ...] = ()  # static dependency ids (TASK_STARTED)
     dynamic: tuple[str, ...] = ()  # dynamic dependency ids (TASK_COMPLETED, TASK_FAILED)
     record: ActionRecord | None = None  # the output written (TASK_COMPLETED of a sd.Task)
-    error: BaseException | None = None  # TASK_FAILED
+    error: BaseException | None = None  # TASK_FAILED (and TASK_INTERRUPTED by the task)
     roots: tuple[BaseTask, ...] = ()  # BUILD_STARTED
     summary: Any = None  # BuildSummary, BUILD_ENDED
     total: int = 0  # tasks discovered so far in this build (every event)

@@ -23,7 +23,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.lock = threading.Lock()
-        self.counts = {"cached": 0, "done": 0, "failed": 0, "skipped": 0}
+        self.counts = {"cached": 0, "done": 0, "failed": 0, "skipped": 0, "interrupted": 0}
         self.running: dict[str, str] = {}
         self.total = 0
         self.started = time.monotonic()
@@ -55,6 +55,9 @@ class Progress:
             self.counts["failed"] += 1
         elif kind is EventKind.TASK_SKIPPED:
             self.counts["skipped"] += 1
+        elif kind is EventKind.TASK_INTERRUPTED:
+            self.running.pop(task.id, None)
+            self.counts["interrupted"] += 1
 
     def line(self) -> str:
         """One line summing up the build so far."""
@@ -62,7 +65,9 @@ class Progress:
         return (
             f"{c['done'] + c['cached']}/{self.total} complete: "
             f"{c['done']} done, {c['cached']} cached, {len(self.running)} running, "
-            f"{c['failed']} failed, {c['skipped']} skipped "
+            f"{c['failed']} failed, {c['skipped']} skipped"
+            + (f", {c['interrupted']} interrupted" if c["interrupted"] else "")
+            + " "
             f"({time.monotonic() - self.started:.1f}s)"
         )
 

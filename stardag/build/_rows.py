@@ -1,12 +1,14 @@
 """Build events in, registry rows out: what the recorder's writer thread computes.
 
-Runs are written when a task finishes (computed, failed, skipped or cached); a
-task that started and never finished by the end of the build is recorded as
-failed with `BuildInterrupted`. Each task row is made once per build.
+Runs are written when a task finishes (computed, failed, skipped, cached or
+interrupted); a task that started and never finished by the end of the build is
+recorded as interrupted. A build that ends by KeyboardInterrupt (Ctrl-C) is
+recorded as interrupted. Each task row is made once per build.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -109,6 +111,8 @@ class RowMaker:
             self._finished(batch, task, event, outcome="computed")
         elif kind is EventKind.TASK_FAILED:
             self._finished(batch, task, event, outcome="failed")
+        elif kind is EventKind.TASK_INTERRUPTED:
+            self._finished(batch, task, event, outcome="interrupted")
         elif kind in (EventKind.TASK_CACHED, EventKind.TASK_SKIPPED):
             self._task(batch, task, event.time, static=None)
             outcome = "cached" if kind is EventKind.TASK_CACHED else "skipped"
@@ -183,7 +187,10 @@ class RowMaker:
         self._started.clear()
         summary = event.summary
         failed = build_error is not None or (summary is not None and not summary.ok)
-        batch.build = {"ended": event.time, "status": "failed" if failed else "succeeded"}
+        status = "failed" if failed else "succeeded"
+        if isinstance(build_error, (KeyboardInterrupt, asyncio.CancelledError)):
+            status = "interrupted"
+        batch.build = {"ended": event.time, "status": status}
 
     def backfill_cached(self, registry: Registry, batch: BatchRows) -> None:
         """Add output rows for cached tasks the registry has no output of (from the store)."""
@@ -203,7 +210,7 @@ def _interrupted_run(build_id: str, task_id: str, started: float, ended: float) 
     return {
         "build_id": build_id,
         "task_id": task_id,
-        "outcome": "failed",
+        "outcome": "interrupted",
         "started": started,
         "ended": ended,
         "duration": ended - started,

@@ -19,16 +19,19 @@ import contextvars
 import enum
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
 from stardag.build._events import BuildListener, EventKind
+from stardag.build._interrupt import Interrupts
 from stardag.build._summary import BuildSummary, FailMode
 from stardag.task._base import BaseTask
 
@@ -170,10 +173,20 @@ async def _build(
     token = current_build_context.set(BuildContext(build_id=summary.build_id))
     claimer = _start_claimer(recorder, claims, engine)
     try:
-        await engine.run(roots)
+        interrupts = _INTERRUPTS.get() or Interrupts()
+        _INTERRUPTS.set(None)  # a build nested in this one's tasks routes nothing of ours
+        with interrupts.handling(engine):
+            await engine.run(roots)
+        if engine.interrupts:
+            raise _interrupted(summary)
     except BaseException as exc:
+        if engine.interrupts > 1 and isinstance(exc, asyncio.CancelledError):
+            exc = KeyboardInterrupt()  # abandoned by a second Ctrl-C, not cancelled
+            _uncancel()
         if recorder is not None:
             recorder.note_error(exc)
+        if exc is not sys.exc_info()[1]:
+            raise exc from None
         raise
     finally:
         current_build_context.reset(token)
@@ -342,15 +355,27 @@ def build_sequential(
     )
 
 
-def _run_sync(coro: Any) -> BuildSummary:
-    """Run a build coroutine; from inside a running loop (a notebook), on a helper thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[no-any-return]  # coroutine of BuildSummary
+# The sync entry points' SIGINT routing, seen by the build they start (the task that
+# `asyncio.run` makes copies the context it was started in).
+_INTERRUPTS: ContextVar[Interrupts | None] = ContextVar("stardag_interrupts", default=None)
+
+
+def _run_sync(coro: Coroutine[Any, Any, BuildSummary]) -> BuildSummary:
+    """Run a build coroutine; from inside a running loop (a notebook), on a helper thread.
+
+    Never inside an `except` block: every error the build raises would chain to it.
+    """
+    interrupts = Interrupts()
+    if not _loop_running():
+        token = _INTERRUPTS.set(interrupts)
+        try:
+            return asyncio.run(coro)
+        finally:
+            _INTERRUPTS.reset(token)
     outcome: dict[str, Any] = {}
 
     def target() -> None:
+        _INTERRUPTS.set(interrupts)  # a new thread starts with a context of its own
         try:
             outcome["value"] = asyncio.run(coro)
         except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread
@@ -360,7 +385,32 @@ def _run_sync(coro: Any) -> BuildSummary:
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(target,), name="stardag-build")
     thread.start()
-    thread.join()
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt:  # SIGINT is not ours off the main thread: relay it
+            interrupts.relay()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]  # set by target()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _uncancel() -> None:
+    """The build turned its own cancellation into KeyboardInterrupt: take the request back."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+
+
+def _interrupted(summary: BuildSummary) -> KeyboardInterrupt:
+    error = KeyboardInterrupt()
+    error.add_note(f"stardag: build {summary.build_id[:8]} interrupted: {summary}")
+    return error

@@ -49,7 +49,8 @@ class TaskCount:
         previously_completed: already complete when found (ours: `already_complete`).
         succeeded: ran and completed in this build (ours: `ran`).
         failed: raised, or ran without completing.
-        cancelled: stopped while running (always 0 here: a running task is never killed).
+        cancelled: interrupted by Ctrl-C: never started, or abandoned while running
+            (ours: `interrupted`).
         skipped: never started, because an upstream failed or a fail-fast build stopped.
     """
 
@@ -192,6 +193,18 @@ class BuildSummary:
         self.task_count.skipped = value
 
     @property
+    def interrupted(self) -> int:
+        """Tasks not run, or abandoned, because the build was interrupted (Ctrl-C).
+
+        The same number as `task_count.cancelled`.
+        """
+        return self.task_count.cancelled
+
+    @interrupted.setter
+    def interrupted(self, value: int) -> None:
+        self.task_count.cancelled = value
+
+    @property
     def status(self) -> BuildExitStatus:
         """`SUCCESS`, or `FAILURE` when a task failed or was skipped, or the build raised."""
         if self.ok and self.error is None:
@@ -201,7 +214,9 @@ class BuildSummary:
     @property
     def ok(self) -> bool:
         """Whether nothing failed."""
-        return self.failed == 0 and self.skipped == 0 and self.error is None
+        return (
+            self.failed == 0 and self.skipped == 0 and self.interrupted == 0 and self.error is None
+        )
 
     @property
     def duration(self) -> float:
@@ -218,6 +233,7 @@ class BuildSummary:
             f"{self.discovered} discovered, {self.already_complete} already complete"
             + (f" ({self.remote_hits} from a remote)" if self.remote_hits else "")
             + ", "
-            f"{self.ran} ran, {self.failed} failed, {self.skipped} skipped "
-            f"in {self.duration:.2f}s"
+            f"{self.ran} ran, {self.failed} failed, {self.skipped} skipped"
+            + (f", {self.interrupted} interrupted" if self.interrupted else "")
+            + f" in {self.duration:.2f}s"
         )

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from stardag.cli._app import app
-from stardag.cli._common import EXIT_FAILED, JsonFlag, command, console, print_json
+from stardag.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    JsonFlag,
+    command,
+    console,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from stardag.task._base import BaseTask
@@ -89,6 +96,9 @@ def build(
         listeners.insert(0, Progress(sys.stderr, live=progress))
     try:
         summary = sd.build(tasks, fail_mode=mode, max_workers=workers, listeners=listeners)
+    except KeyboardInterrupt:  # Ctrl-C: the build said what it waited for; say how it ended
+        console().print(f"[yellow]build interrupted[/yellow]: {outcome.summary or 'not started'}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # a task's own error (fail fast): show it, exit 1
         if isinstance(exc, sd.StardagError) and outcome.summary is None:
             raise  # the build never started (a cycle, an unwritable registry): one line

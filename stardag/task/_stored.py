@@ -57,6 +57,8 @@ class Output(Generic[T]):
     def save(self, value: T) -> ActionRecord:
         """Serialize `value` into a blob, then publish the task's action record."""
         task = self.task
+        if task._run_state is not None:
+            task._run_state["gate"].check(task.id)  # its build was abandoned: write nothing
         validators = type(task).__stardag_validators__
         if validators:
             value = run_validators(validators, value)
@@ -89,9 +91,14 @@ class Output(Generic[T]):
             dynamic=list(task._run_state.get("dynamic", ())) if task._run_state else [],
             inline=base64.b64encode(info.inline).decode() if info.inline is not None else None,
         )
-        store.put_record(record)
-        if task._run_state is not None:
-            task._run_state["record"] = record
+        state = task._run_state
+        if state is None:
+            store.put_record(record)
+            return record
+        # Inside a build: never once the build has abandoned this task (Ctrl-C twice).
+        with state["gate"].publishing(task.id):
+            store.put_record(record)
+            state["record"] = record
         return record
 
     def staging_dir(self) -> Directory:

@@ -34,7 +34,7 @@ def test_cached_tasks_count_as_complete() -> None:
     sd.build(part(i=5))
     progress = Progress(io.StringIO(), live=False)
     sd.build(total(a=part(i=5), b=part(i=6)), listeners=[progress])
-    assert progress.counts == {"cached": 1, "done": 2, "failed": 0, "skipped": 0}
+    assert progress.counts == {"cached": 1, "done": 2, "failed": 0, "skipped": 0, "interrupted": 0}
     assert progress.total == 3
 
 

@@ -1,0 +1,147 @@
+"""Ctrl-C during a build: the first stops starting tasks, the second abandons the rest.
+
+While a build runs on the main thread, SIGINT goes to its engine instead of
+raising `KeyboardInterrupt` wherever the main thread happens to be (unless the
+program installed a SIGINT handler of its own, which is left alone). Off the main
+thread, the entry point relays the `KeyboardInterrupt` it receives instead.
+
+The invariant: every action record a build's tasks publish is one the build sees
+and records. `PublishGate` closes when the build abandons its running tasks, after
+the records being published at that moment are out, so a task that finishes after
+that stores its blob (garbage for gc) but never a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from stardag._errors import BuildInterruptedError
+
+SHOWN = 8  # running tasks named in a message
+
+
+class Interruptible(Protocol):
+    """What SIGINT talks to: the build's engine."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def signal(self) -> None:
+        """One Ctrl-C."""
+
+
+class Interrupts:
+    """Routes SIGINT to the engine of the build running now (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.engine: Interruptible | None = None
+        self.early = 0  # relayed before the engine existed
+
+    @contextlib.contextmanager
+    def handling(self, engine: Interruptible) -> Iterator[None]:
+        """Send SIGINT to `engine` while the block runs; restore the handler after."""
+        self.engine = engine
+        for _ in range(self.early):
+            engine.signal()
+        previous = replaceable_handler()
+        if previous is not None:
+            signal.signal(signal.SIGINT, lambda _signum, _frame: engine.signal())
+        try:
+            yield
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self.engine = None
+
+    def relay(self) -> None:
+        """A KeyboardInterrupt caught on another thread than the build's, for the build."""
+        engine = self.engine
+        if engine is None:
+            self.early += 1
+        else:
+            engine.loop.call_soon_threadsafe(engine.signal)
+
+
+def replaceable_handler() -> Any:
+    """The SIGINT handler to restore after the build, or None to leave SIGINT alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is signal.default_int_handler:
+        return handler
+    # asyncio.run's own handler (it cancels the main task): ours stands in for it.
+    method = getattr(handler, "func", handler)  # asyncio binds it with functools.partial
+    if getattr(method, "__func__", None) is getattr(asyncio.Runner, "_on_sigint", False):
+        return handler
+    return None
+
+
+class PublishGate:
+    """Lets a build's tasks publish action records until it is abandoned, never after."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self.closed = False
+
+    def check(self, task_id: str) -> None:
+        """Raise `BuildInterruptedError` if the build was abandoned."""
+        if self.closed:
+            raise BuildInterruptedError(
+                f"task {task_id[:12]} finished after its build was abandoned: not stored",
+                task_id=task_id,
+            )
+
+    @contextlib.contextmanager
+    def publishing(self, task_id: str) -> Iterator[None]:
+        """Publish inside this block, or raise `BuildInterruptedError` if abandoned."""
+        with self._cond:
+            self.check(task_id)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Refuse new publishes; return once those in flight are done."""
+        with self._cond:
+            self.closed = True
+            while self._in_flight:
+                self._cond.wait()
+
+
+def say(text: str) -> None:
+    """Write to stderr's file descriptor: safe in a signal handler (no buffer lock)."""
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode(errors="replace"))
+
+
+def running_tasks(names: list[str]) -> str:
+    """`N running tasks: a, b, ...` naming the first few."""
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    shown = ", ".join(names[:SHOWN]) + more
+    plural = "s" if len(names) != 1 else ""
+    return f"{len(names)} running task{plural}" + (f": {shown}" if names else "")
+
+
+def waiting_message(names: list[str], why: str = "interrupted") -> str:
+    """What the first Ctrl-C says."""
+    if not names:
+        return f"\nstardag: {why}; no task is running, stopping\n"
+    return (
+        f"\nstardag: {why}; starting no new tasks, waiting for {running_tasks(names)} "
+        "(Ctrl-C again to abandon them)\n"
+    )
+
+
+def abandoning_message(names: list[str]) -> str:
+    """What the second Ctrl-C says."""
+    return f"stardag: abandoning {running_tasks(names)}\n"

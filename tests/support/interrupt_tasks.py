@@ -1,0 +1,59 @@
+"""Tasks that block until released, for tests that stop a build with a real SIGINT.
+
+`python -m interrupt_tasks ENTRY` builds `TASKS` through one of the four entry
+points. Each task prints `started I` and waits for the file `$INTERRUPT_RELEASE`.
+On KeyboardInterrupt it releases any abandoned tasks, waits for their threads,
+prints what the exception chains to, and exits 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import stardag as sd
+
+RELEASE = os.environ.get("INTERRUPT_RELEASE", "")
+
+
+@sd.task
+def blocked(i: int) -> int:
+    """Print that it started, then wait until released."""
+    print(f"started {i}", flush=True)
+    while not os.path.exists(RELEASE):
+        time.sleep(0.01)
+    return i
+
+
+TASKS = [blocked(i=i) for i in range(6)]
+
+ENTRIES: dict[str, Callable[[], Any]] = {
+    "build": lambda: sd.build(TASKS, max_workers=2),
+    "build_sequential": lambda: sd.build_sequential(TASKS),
+    "build_aio": lambda: asyncio.run(sd.build_aio(TASKS, max_workers=2)),
+    "build_sequential_aio": lambda: asyncio.run(sd.build_sequential_aio(TASKS)),
+}
+
+
+def main(entry: str) -> None:
+    """Build through `entry`; report how a KeyboardInterrupt came out."""
+    try:
+        ENTRIES[entry]()
+    except KeyboardInterrupt as exc:
+        pathlib.Path(RELEASE).touch()  # abandoned tasks finish now: they must store nothing
+        for thread in threading.enumerate():
+            if thread.name.startswith("stardag-"):
+                thread.join(30)
+        print(f"KeyboardInterrupt context={exc.__context__!r} cause={exc.__cause__!r}")
+        sys.exit(130)
+    print("finished")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
