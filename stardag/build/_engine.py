@@ -532,17 +532,21 @@ class Engine:
         It only sets flags, writes straight to fd 2 and schedules work on the loop:
         the code it interrupts may hold the engine lock halfway through an update.
         The first signal stops starting tasks; the second abandons the running ones
-        (in a sequential build it also interrupts the task running on the loop).
+        (in a sequential build it also interrupts the task running on the loop). It is
+        safe from any thread.
         """
         self.interrupts += 1
         self.halted = self.stopping = True
+        loop: asyncio.AbstractEventLoop | None = getattr(self, "loop", None)
         if self.interrupts == 1:
             say(waiting_message(_names(self.running.values())))
-            self.loop.call_soon_threadsafe(self.after_interrupt)
+            if loop is not None:  # else nothing started yet: the build stops as it schedules
+                loop.call_soon_threadsafe(self.after_interrupt)
             return
         if self.interrupts == 2:
             say(abandoning_message(_names(self.running.values())))
-        self.loop.call_soon_threadsafe(self.abandon)
+        if loop is not None:
+            loop.call_soon_threadsafe(self.abandon)
         if self.loop_thread_task is not None and threading.get_ident() == self.loop_ident:
             raise KeyboardInterrupt  # lands in the task running on this thread
 

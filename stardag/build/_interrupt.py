@@ -29,8 +29,6 @@ SHOWN = 8  # running tasks named in a message
 class Interruptible(Protocol):
     """What SIGINT talks to: the build's engine."""
 
-    loop: asyncio.AbstractEventLoop
-
     def signal(self) -> None:
         """One Ctrl-C."""
 
@@ -64,7 +62,7 @@ class Interrupts:
         if engine is None:
             self.early += 1
         else:
-            engine.loop.call_soon_threadsafe(engine.signal)
+            engine.signal()
 
 
 def replaceable_handler() -> Any:
