@@ -60,7 +60,7 @@ class Child:
 
     def wait_for(self, text: str, count: int = 1) -> None:
         """Block until `text` has appeared in `count` lines of output (or fail)."""
-        while sum(text in line for line in self.seen) < count:
+        while sum(line.count(text) for line in self.seen) < count:
             try:
                 line = self.lines.get(timeout=60)
             except queue.Empty:

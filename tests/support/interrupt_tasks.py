@@ -25,7 +25,8 @@ RELEASE = os.environ.get("INTERRUPT_RELEASE", "")
 @sd.task
 def blocked(i: int) -> int:
     """Print that it started, then wait until released."""
-    print(f"started {i}", flush=True)
+    sys.stdout.write(f"started {i}\n")  # one write: two tasks' lines never interleave
+    sys.stdout.flush()
     while not os.path.exists(RELEASE):
         time.sleep(0.01)
     return i
