@@ -36,7 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Annotated, Any, Protocol, runtime_checkable
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from stardag._errors import OptionalDependencyError, SerializationError
 
@@ -98,7 +98,15 @@ class TextSerializer:
         if not isinstance(value, str):
             raise SerializationError(f"expected str, got {type(value).__qualname__}")
         for start in range(0, max(len(value), 1), TEXT_STEP):  # no second whole copy
-            sink.write(value[start : start + TEXT_STEP].encode())
+            try:
+                piece = value[start : start + TEXT_STEP].encode()
+            except UnicodeEncodeError as exc:
+                where = start + exc.start
+                raise SerializationError(
+                    f"the text holds a lone surrogate (U+{ord(value[where]):04X}) at index "
+                    f"{where}, which UTF-8 cannot encode"
+                ) from None
+            sink.write(piece)
 
     def load(self, source: IO[bytes]) -> Any:
         return source.read().decode()
@@ -125,8 +133,18 @@ class JSONSerializer:
 
     def __init__(self, tp: Any) -> None:
         self.adapter: TypeAdapter[Any] = TypeAdapter(tp)
+        self.type_name = _type_name(tp)
 
     def dump(self, value: Any, sink: IO[bytes]) -> None:
+        try:
+            value = self.adapter.validate_python(value)  # numpy scalars pass, None for int not
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+            )
+            raise SerializationError(
+                f"it does not validate as {self.type_name} ({problems})"
+            ) from exc
         try:
             data = self.adapter.dump_python(value, mode="json", warnings="error")
             sink.write(
@@ -139,6 +157,10 @@ class JSONSerializer:
 
     def load(self, source: IO[bytes]) -> Any:
         return self.adapter.validate_json(source.read())
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp)
 
 
 class PickleSerializer:
@@ -465,6 +487,7 @@ def serializer_for(tp: Any) -> Serializer:
         return PickleSerializer()
     serializer = JSONSerializer.__new__(JSONSerializer)
     serializer.adapter = adapter
+    serializer.type_name = _type_name(tp)
     return serializer
 
 

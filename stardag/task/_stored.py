@@ -64,6 +64,7 @@ class Output(Generic[T]):
             value = run_validators(validators, value)
         store = self.store
         serializer = _serialize.for_store(type(task).__stardag_serializer__, store)
+        _check_class(task, serializer, value)
         writer = store.writer(inline_max=INLINE_MAX)
         try:
             serializer.dump(value, typing.cast(typing.IO[bytes], writer))
@@ -157,6 +158,18 @@ def _deserialize(serializer: _serialize.Serializer, source: typing.IO[bytes], ta
             f"{serializer.name} serializer: {exc}",
             task_id=task.id,
         ) from exc
+
+
+def _check_class(task: Any, serializer: _serialize.Serializer, value: Any) -> None:
+    """A pickled output must be what its task declares (JSON outputs are validated)."""
+    declared = type(task).__stardag_output_type__
+    plain = isinstance(declared, type) and declared not in (object, Any)
+    if serializer.name == "pickle" and plain and not isinstance(value, declared):
+        raise SerializationError(
+            f"task {_describe(task)} returned a {type(value).__qualname__}, not the "
+            f"{declared.__qualname__} it declares; nothing was stored",
+            task_id=task.id,
+        )
 
 
 def _describe(task: Any) -> str:
