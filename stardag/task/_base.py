@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from stardag import _hashing
 from stardag._errors import CanonicalEncodingError, TaskDefinitionError, TaskVersionMismatchError
 from stardag.task import _classes
+from stardag.task._frozen import CONTAINERS, freeze
 
 if TYPE_CHECKING:
     from pydantic import SerializerFunctionWrapHandler
@@ -173,6 +174,9 @@ class BaseTask(BaseModel):
         params: dict[str, Any] = {}
         for name, compat_default in type(self).__stardag_id_fields__:
             value = getattr(self, name)
+            if type(value) in CONTAINERS:  # the id hashes it: it must never change
+                value = freeze(value)
+                object.__setattr__(self, name, value)
             if compat_default is not StardagField._UNSET and value == compat_default:
                 continue
             try:
