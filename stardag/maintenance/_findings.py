@@ -22,6 +22,7 @@ class Kind(str, enum.Enum):
     OUTPUT_MISSING = "output-missing"  # the registry's current output has no bytes left
     ORPHAN_TEMP = "orphan-temp"  # a temp file older than the grace period (warning)
     UNRECORDED_BLOB = "unrecorded-blob"  # a blob no record or output row names (warning)
+    CHECKOUT_MODIFIED = "checkout-modified"  # a directory checkout differs from its output
 
     @property
     def is_warning(self) -> bool:

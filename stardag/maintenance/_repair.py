@@ -5,6 +5,7 @@
 - A missing blob's records are deleted for the same reason.
 - An invalid record (malformed, or its spec hashes to another id) is deleted.
 - An orphan temp file is deleted.
+- A modified checkout of a directory output is deleted (checked out again on next use).
 - In the registry, every output row these touched whose bytes are no longer in
   the store is marked deleted (reason `corrupt` or `missing`); history rows stay.
 - An unrecorded blob is left for gc, which honours roots and the grace period.
@@ -16,10 +17,12 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stardag._errors import StoreError
 from stardag.maintenance._findings import BLOB_DAMAGE, Finding, Kind
+from stardag.store._directory import remove_checkout
 from stardag.store._store import Store, record_path
 
 if TYPE_CHECKING:
@@ -54,6 +57,10 @@ def repair(store: Store, registry: Registry | None, findings: Sequence[Finding])
         elif finding.kind is Kind.ORPHAN_TEMP:
             store.backend.delete(finding.path)
             finding.repaired = "deleted the temp file"
+            continue
+        elif finding.kind is Kind.CHECKOUT_MODIFIED:
+            remove_checkout(Path(finding.path))
+            finding.repaired = "deleted the checkout (checked out again on next use)"
             continue
         elif finding.kind is Kind.OUTPUT_MISSING:
             finding.repaired = "marked the output deleted in the registry"

@@ -8,18 +8,22 @@ Checks, each reported as a `Finding` of one `Kind`, with the task ids and digest
   needs is stored (`invalid-record`, `spec-mismatch`, `missing-blob`);
 - every current output row of the registry for this store still has its bytes
   (`output-missing`), and every blob is recorded by something (`unrecorded-blob`);
-- temp files older than the grace period were left by a crashed write (`orphan-temp`).
+- temp files older than the grace period were left by a crashed write (`orphan-temp`);
+- every checkout of a directory output of this store (under `$STARDAG_HOME/checkouts`)
+  still holds exactly its files, each re-hashed (`checkout-modified`).
 
 `unrecorded-blob` and `orphan-temp` are warnings (garbage, not damage: gc and
 `--repair` clear them); everything else is an error. `repair=True` deletes bad
 blobs and the action records that need them (their tasks rebuild next time, and
 the registry marks those outputs deleted), deletes invalid records, and removes
-orphan temp files. `sample` checks a random fraction of blobs, records and rows.
+orphan temp files and modified checkouts (checked out again on next use).
+`sample` checks a random fraction of blobs, records and rows.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -28,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stardag import _hashing
-from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordError
+from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordError, StardagError
 from stardag.maintenance import _repair
 from stardag.maintenance._findings import Finding, Kind
 from stardag.store._blob import STEP
+from stardag.store._directory import checkout_changes, checkouts_root
 from stardag.store._frames import FrameDecoder, FrameError
+from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord
 from stardag.store._store import Store, blob_path, record_path
 
@@ -54,6 +60,7 @@ class VerifyReport:
     records: int = 0
     outputs: int = 0
     temp_files: int = 0
+    checkouts: int = 0  # checkouts of directory outputs re-hashed
     registry: bool = False
     findings: list[Finding] = field(default_factory=list)
 
@@ -168,6 +175,7 @@ class _Verify:
         if self.sample is None:
             self._check_unrecorded(rows)
         self._check_temp()
+        self._check_checkouts()
 
     # -- records -----------------------------------------------------------------------------
     def _check_records(self, task_ids: Sequence[str]) -> None:
@@ -288,6 +296,26 @@ class _Verify:
             if age >= self.grace:
                 detail = f"a temp file {age / 3600:.1f} h old, left by a write that never finished"
                 self.add(Finding(Kind.ORPHAN_TEMP, path, detail))
+
+    # -- checkouts of directory outputs -------------------------------------------------------
+    def _check_checkouts(self) -> None:
+        root = checkouts_root()
+        present = set(os.listdir(root)) if root.is_dir() else set()
+        outputs = {
+            r.digest: r
+            for r in self.records.values()
+            if r.serializer == "directory" and r.digest in present
+        }
+        for digest in sorted(outputs):
+            self.report.checkouts += 1
+            try:
+                manifest = Manifest.from_json(self.store.read_output(outputs[digest]), digest)
+            except StardagError:
+                continue  # damaged: the record and blob checks report it
+            changes = checkout_changes(root / digest, manifest)
+            if changes:
+                detail = "the checkout was changed: " + "; ".join(changes[:5])
+                self.add(Finding(Kind.CHECKOUT_MODIFIED, str(root / digest), detail, digest))
 
     def _age(self, path: str) -> float:
         try:

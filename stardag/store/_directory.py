@@ -20,8 +20,11 @@ is removed once stored; a folder you passed yourself is left alone.
 
 Loading gives back an `sd.Directory` that holds only the manifest. Read it in place,
 streaming one verified file at a time (`names()`, `open(name)`, `read_bytes(name)`), or
-materialize it on local disk: `path` (once, into `$STARDAG_HOME/checkouts/<digest>`;
-treat it as read-only) or `materialize(dest)`. A loaded directory may be returned by
+materialize it on local disk: `path` (once, into `$STARDAG_HOME/checkouts/<digest>`) or
+`materialize(dest)`. A checkout is read-only, and every file in it carries one fixed
+modification time: a checkout found changed (a file written, added or removed) is
+restored from the store before it is used again, and `stardag verify` re-hashes every
+file of every checkout against its manifest. A loaded directory may be returned by
 another task as it is: its manifest is reused, and its files copied (verified) if
 that task's store is another one.
 
@@ -33,6 +36,7 @@ empty parts) makes the manifest invalid (`SerializationError`).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import uuid
@@ -45,7 +49,13 @@ from stardag._errors import SerializationError, StardagError
 from stardag.store._manifest import FileEntry, Manifest, safe_path
 from stardag.store._store import Store, store_for
 
+logger = logging.getLogger("stardag")
+
 COPY_STEP = 4 << 20
+CHECKOUTS = "checkouts"  # under the Stardag home
+# Every file of a checkout carries this mtime (2000-01-01T00:00:00Z): a write to one
+# changes it, which the next use notices. Changing it only re-checks-out old checkouts.
+CHECKOUT_MTIME_NS = 946_684_800 * 10**9
 
 
 class Directory:
@@ -98,12 +108,20 @@ class Directory:
 
     @property
     def path(self) -> Path:
-        """The folder on local disk (a stored one is materialized once, into a cache)."""
+        """The folder on local disk (a stored one is checked out once, read-only)."""
         if self._local is None:
-            assert self._digest is not None
-            cache = Path(_config.stardag_home(), "checkouts", self._digest)
-            self._local = cache if cache.is_dir() else self.materialize(cache)
+            self._local = self._checkout()
         return self._local
+
+    def _checkout(self) -> Path:
+        assert self._digest is not None and self._manifest is not None
+        cache = checkout_path(self._digest)
+        if cache.is_dir():
+            if checkout_intact(cache, self._manifest):
+                return cache
+            logger.warning("checkout %s was changed on disk: restoring it from the store", cache)
+            remove_checkout(cache)
+        return self._materialize(cache, seal=True)
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -135,21 +153,25 @@ class Directory:
 
     def materialize(self, dest: str | os.PathLike[str]) -> Path:
         """Write the tree to `dest` (absent or empty), verified, whole or not at all."""
-        dest = Path(dest)
+        return self._materialize(Path(dest), seal=False)
+
+    def _materialize(self, dest: Path, *, seal: bool) -> Path:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise StardagError(f"cannot materialize a directory output into {dest}: not empty")
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
         try:
             self._write_tree(staging)
+            if seal:
+                _seal(staging)
             try:
                 os.rename(staging, dest)
             except OSError:
                 if not (dest.is_dir() and self._local is None and dest.name == self._digest):
                     raise
-                shutil.rmtree(staging)  # another process materialized it first
+                remove_checkout(staging)  # another process materialized it first
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_checkout(staging)
             raise
         return dest
 
@@ -173,6 +195,78 @@ class Directory:
         if self._manifest is not None:
             return f"Directory(<{len(self._manifest.files)} files, {self._digest}>)"
         return f"Directory({str(self._local)!r})"
+
+
+def checkouts_root() -> Path:
+    """The folder of every checkout: `$STARDAG_HOME/checkouts`."""
+    return Path(_config.stardag_home(), CHECKOUTS)
+
+
+def checkout_path(digest: str) -> Path:
+    """Where a stored directory output with this manifest digest is checked out."""
+    return checkouts_root() / digest
+
+
+def _seal(root: Path) -> None:
+    """Make a checkout read-only, every file with the fixed checkout mtime."""
+    for _rel, full in _walk(root):
+        os.utime(full, ns=(CHECKOUT_MTIME_NS, CHECKOUT_MTIME_NS))
+        os.chmod(full, 0o444)
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+        os.chmod(dirpath, 0o555)
+
+
+def remove_checkout(root: Path) -> None:
+    """Delete a (read-only) checkout or staging folder, if it exists."""
+    if not root.exists():
+        return
+    for dirpath, _dirs, _files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def checkout_intact(root: Path, manifest: Manifest) -> bool:
+    """Whether a checkout holds exactly its files, none written since (size and mtime)."""
+    expected = {entry.path: entry.size for entry in manifest.files}
+    found: dict[str, int] = {}
+    try:
+        for rel, full in _walk(root):
+            stat = full.stat()
+            if stat.st_mtime_ns != CHECKOUT_MTIME_NS:
+                return False
+            found[rel] = stat.st_size
+    except (OSError, SerializationError):
+        return False
+    return found == expected
+
+
+def checkout_changes(root: Path, manifest: Manifest) -> list[str]:
+    """How a checkout differs from its manifest, every file re-hashed; [] if it does not."""
+    expected = {entry.path: entry for entry in manifest.files}
+    try:
+        found = dict(_walk(root))
+    except (OSError, SerializationError) as exc:
+        return [f"unreadable: {exc}"]
+    changes = [f"{p} is missing" for p in sorted(expected.keys() - found.keys())]
+    changes += [f"{p} is not part of the output" for p in sorted(found.keys() - expected.keys())]
+    for rel in sorted(expected.keys() & found.keys()):
+        try:
+            digest = _hash_file(found[rel])
+        except OSError as exc:
+            changes.append(f"{rel} is unreadable: {exc}")
+            continue
+        if digest != expected[rel].digest:
+            changes.append(f"{rel} was changed")
+    return changes
+
+
+def _hash_file(path: Path) -> str:
+    hasher = _hashing.new_hasher()
+    buffer = bytearray(COPY_STEP)
+    with open(path, "rb") as f:
+        while got := f.readinto(buffer):
+            hasher.update(memoryview(buffer)[:got])
+    return str(hasher.hexdigest())
 
 
 def _safe_name(name: str) -> str:
