@@ -14,6 +14,7 @@ from stardag.cli._common import (
     console,
     print_json,
     registry,
+    stores,
     task_id,
     when,
 )
@@ -148,10 +149,13 @@ def explain(
 ) -> None:
     """Why a task would run in the next build, or why it is a cache hit."""
     import stardag.registry
+    from stardag.maintenance._describe import self_judging
     from stardag.maintenance._resolve import is_import_reference, task_named
 
     known = registry()
     subject: Any = task_named(task) if is_import_reference(task) else task_id(task, known)
+    if isinstance(subject, str):  # a TargetTask is complete by its own complete(): ask it
+        subject = self_judging(subject, known, stores()) or subject
     found = stardag.registry.explain(subject, registry=known)
     if as_json:
         print_json(found)

@@ -97,6 +97,9 @@ def show(
 def _print_output(facts: dict[str, Any]) -> None:
     out = console()
     output = facts["output"]
+    if output is None and facts["complete"]:  # a TargetTask: its own complete() says so
+        out.print("[green]complete[/green]: its own target exists (it has no store output)")
+        return
     if output is None:
         out.print("[yellow]no output in the store[/yellow]")
         return

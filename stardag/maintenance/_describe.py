@@ -1,9 +1,11 @@
 """Everything known about one task id, gathered for `stardag status` and `stardag show`.
 
 From the store: its action record (output digest, serializer, sizes) and whether
-it is complete. From the registry: its spec and code location, the runs that
-built or reused it, the build that produced its current output, the fingerprint
-of the code that ran, and its audit verdicts. `preview` loads the value itself
+it is complete. A task with a completeness of its own (an `sd.TargetTask`, an
+`sd.BaseTask`) has no action record: its code is imported and asked, as a build
+would. From the registry: its spec and code location, the runs that built or
+reused it, the build that produced its current output, the fingerprint of the
+code that ran, and its audit verdicts. `preview` loads the value itself
 (rebuilding the task from its spec so its own serializer reads it).
 """
 
@@ -20,6 +22,7 @@ from stardag.store._store import Store
 
 if TYPE_CHECKING:
     from stardag.registry import LineageNode, Registry
+    from stardag.task._base import BaseTask
 
 PREVIEW_CHARS = 600
 PREVIEW_MAX_BYTES = 64 << 20  # larger outputs are described, not loaded
@@ -41,7 +44,7 @@ def status(task_id: str, registry: Registry | None, stores: Sequence[Store]) -> 
         "task_id": task_id,
         "name": record.spec.get("name") if record else None,
         "namespace": record.spec.get("namespace") if record else None,
-        "complete": bool(store and store.is_complete(task_id)),
+        "complete": _complete(task_id, store, registry, stores),
         "store": store.url if store else None,
         "digest": record.digest if record else None,
         "last_run": None,
@@ -50,6 +53,35 @@ def status(task_id: str, registry: Registry | None, stores: Sequence[Store]) -> 
     if registry is not None:
         facts |= _registry_status(task_id, registry)
     return facts
+
+
+def _complete(
+    task_id: str, store: Store | None, registry: Registry | None, stores: Sequence[Store]
+) -> bool:
+    """The store's verdict, or for a task that judges itself, its own `complete()`."""
+    if store is not None:
+        return store.is_complete(task_id)
+    task = self_judging(task_id, registry, stores)
+    try:
+        return task is not None and bool(task.complete())
+    except Exception:  # noqa: BLE001  # its complete() fails: not known to be complete
+        return False
+
+
+def self_judging(
+    task_id: str, registry: Registry | None, stores: Sequence[Store]
+) -> BaseTask | None:
+    """The task of an id if it judges its own completeness (not by the store), else None."""
+    from stardag.maintenance._rebuild import rebuild
+    from stardag.task._stored import Task
+
+    if registry is None:
+        return None
+    try:
+        task = rebuild(task_id, registry, stores)
+    except StardagError:  # its code is gone or changed: nothing to ask
+        return None
+    return None if isinstance(task, Task) else task
 
 
 def _registry_status(task_id: str, registry: Registry) -> dict[str, Any]:
