@@ -27,7 +27,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, make_url, select
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
@@ -73,7 +83,9 @@ def default_url() -> str:
     profile = active_profile()
     if profile is not None and profile.registry:
         return profile.registry
-    return "sqlite:///" + os.path.join(stardag_home(), "registry.db")
+    path = os.path.join(stardag_home(), "registry.db")
+    # Quoted as a URL: a home with `%`, `?` or `#` in its name must not read as escapes.
+    return URL.create("sqlite", database=path).render_as_string(hide_password=False)
 
 
 class Registry:
