@@ -375,7 +375,7 @@ def _run_sync(coro: Coroutine[Any, Any, BuildSummary]) -> BuildSummary:
     outcome: dict[str, Any] = {}
 
     def target() -> None:
-        _INTERRUPTS.set(interrupts)  # a new thread starts with a context of its own
+        _INTERRUPTS.set(interrupts)  # in the thread's copy of the caller's context
         try:
             outcome["value"] = asyncio.run(coro)
         except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread
