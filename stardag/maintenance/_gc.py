@@ -9,6 +9,11 @@ record or blob whose file is new, a task or digest with a recent run in the
 registry: a cache hit is a run) is kept too, with its upstream. The rest are
 candidates, which `_sweep.sweep` deletes after checking each one again.
 
+A running build is protected whatever the grace: the period reaches back at least
+to the start of the oldest build still running (`GcPlan.cutoff`), so everything it
+wrote or reused (a cache hit refreshes the files' mtime) is kept, and the sweep keeps
+anything written or reused since the mark (see `_sweep` and `stardag.store._lock`).
+
 Marking deletes nothing; `GcPlan` says what would go (by task family) and why
 the rest stays (by reason); `GcPlan.why(key)` gives the chain from a root.
 """
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
 from stardag.store._record import ActionRecord
-from stardag.store._store import Store, record_path
+from stardag.store._store import CLOCK_SLACK, Store, record_path
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
 DEFAULT_GRACE = 3600.0
 GRACE_REASON = "written or used within the grace period"
+RUNNING = "running build"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class GcPlan:
     store: Store
     grace: float
     marked: float
+    running_since: float | None = None  # start of the oldest build still running
+    stamp: float = float("-inf")  # the mark's start by the store's file clock (`file_time`)
     roots: dict[str, str] = field(default_factory=dict)  # task id -> why it is a root
     reached_from: dict[str, str | None] = field(default_factory=dict)  # live task -> parent
     live_blobs: dict[str, str] = field(default_factory=dict)  # digest -> live task needing it
@@ -78,6 +86,22 @@ class GcPlan:
     records: list[Candidate] = field(default_factory=list)
     blobs: list[Candidate] = field(default_factory=list)
     families: dict[str, str] = field(default_factory=dict)  # task id -> namespace.name
+
+    @property
+    def cutoff(self) -> float:
+        """What was written or used at or after this time is kept: grace, and running builds."""
+        cutoff = self.marked - self.grace
+        if self.running_since is None:
+            return cutoff
+        return min(cutoff, self.running_since - CLOCK_SLACK)
+
+    def recheck_cutoff(self) -> float:
+        """Written or used at or after this is kept on re-check: within the grace period
+        as of now, since the mark, or since the oldest running build began."""
+        cutoff = min(time.time() - self.grace, self.stamp)
+        if self.running_since is None:
+            return cutoff
+        return min(cutoff, self.running_since - CLOCK_SLACK)
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -149,7 +173,7 @@ def mark(
     Raises `NoGcRootsError` when no root kind is stated and no pin exists.
     """
     now = time.time() if now is None else now
-    plan = GcPlan(store=store, grace=grace, marked=now)
+    plan = GcPlan(store=store, grace=grace, marked=now, stamp=store.file_time())
     pinned = _pinned(registry) if roots.pins else {}
     if not pinned and not roots.stated():  # running builds alone never make a gc safe
         raise NoGcRootsError(
@@ -157,14 +181,14 @@ def mark(
             "matters (stardag pin NAME TASK), or pass --keep-last N, --keep-since 7d or "
             "task ids (or set STARDAG_GC_KEEP_LAST / STARDAG_GC_KEEP_SINCE)"
         )
-    plan.roots = _roots(registry, roots, now) | pinned  # a pin names its reason first
+    plan.roots = _roots(registry, roots, plan) | pinned  # a pin names its reason first
     walker = _Closure(store, registry, plan)
     walker.walk(list(plan.roots))
-    recent = _recent_tasks(store, registry, plan, walker, now - grace)
+    recent = _recent_tasks(store, registry, plan, walker, plan.cutoff)
     for task_id in recent:
         plan.roots.setdefault(task_id, GRACE_REASON)
     walker.walk(recent)
-    _candidates(store, registry, plan, walker, now - grace)
+    _candidates(store, registry, plan, walker, plan.cutoff)
     return plan
 
 
@@ -177,16 +201,19 @@ def _pinned(registry: Registry | None) -> dict[str, str]:
     return {p.task_id: f"pin {p.name}" for p in pins(registry)}
 
 
-def _roots(registry: Registry | None, roots: GcRoots, now: float) -> dict[str, str]:
+def _roots(registry: Registry | None, roots: GcRoots, plan: GcPlan) -> dict[str, str]:
     """Roots other than pins: kept builds, running builds, named tasks."""
     found: dict[str, str] = {}
     if registry is not None:
         from stardag.registry._addons import ensure
 
         ensure(registry)
-        since = None if roots.keep_since is None else now - roots.keep_since
-        for why, task_ids in registry.read(lambda conn: _build_roots(conn, roots, since)):
+        since = None if roots.keep_since is None else plan.marked - roots.keep_since
+        kept = registry.read(lambda conn: _build_roots(conn, roots, since))
+        for build, why, task_ids in kept:
             found |= {t: why for t in task_ids if t not in found}
+            if why.startswith(RUNNING):
+                plan.running_since = min(plan.running_since or build.started, build.started)
     for task_id in roots.tasks:
         found.setdefault(task_id, "named on the command line")
     return found
@@ -194,16 +221,16 @@ def _roots(registry: Registry | None, roots: GcRoots, now: float) -> dict[str, s
 
 def _build_roots(
     conn: Connection, roots: GcRoots, since: float | None
-) -> list[tuple[str, list[str]]]:
-    """(reason, task ids) per kept build: recent ones, and running ones still alive."""
+) -> list[tuple[BuildRef, str, list[str]]]:
+    """(build, reason, task ids) per kept build: running ones still alive, and recent ones."""
     from stardag.registry import _gcrows
 
-    kept = [
+    kept = [(b, f"{RUNNING} {b.id[:8]}") for b in _gcrows.running_builds(conn) if _alive(b)]
+    kept += [
         (b, _build_reason(b, roots)) for b in _gcrows.recent_builds(conn, roots.keep_last, since)
     ]
-    kept += [(b, f"running build {b.id[:8]}") for b in _gcrows.running_builds(conn) if _alive(b)]
-    ran = _gcrows.build_tasks(conn, [b.id for b, _ in kept])
-    return [(why, [*b.roots, *ran[b.id]]) for b, why in kept]
+    ran = _gcrows.build_tasks(conn, list(dict.fromkeys(b.id for b, _ in kept)))
+    return [(b, why, [*b.roots, *ran[b.id]]) for b, why in kept]
 
 
 def _build_reason(build: BuildRef, roots: GcRoots) -> str:

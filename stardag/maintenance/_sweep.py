@@ -2,10 +2,13 @@
 
 A dry run (the default) deletes nothing and reports what would go. Otherwise
 records go first, then blobs; just before each delete the candidate is checked
-again, and kept if since the mark it was written or used (its file is newer than
-the grace period, or the registry has a run of its task or digest within it), or
-if it is a blob that a record kept on re-check needs. The file is checked one by
-one; the registry for `RECHECK_BATCH` candidates at a time, right before they go.
+again, and kept if it was written or used since the mark (or since the oldest
+running build began): its file's mtime (a write or a cache hit refreshes it), or a
+run of its task or digest in the registry; or if it is a blob that a record kept on
+re-check needs. Whatever the grace period, nothing written or reused since the mark
+is deleted. The registry is asked for `RECHECK_BATCH` candidates at a time; then,
+holding the store's gc lock exclusive (`stardag.store._lock`), each file's mtime is
+checked again and the file deleted, so a builder's cache hit never falls in between.
 Output rows of deleted blobs, and of inline outputs whose records went, are marked
 deleted in the registry; every other registry row (tasks, edges, builds, runs) stays.
 """
@@ -64,13 +67,15 @@ def sweep(plan: GcPlan, registry: Registry | None, *, apply: bool = False) -> Gc
     for start in range(0, len(candidates), RECHECK_BATCH):
         batch = candidates[start : start + RECHECK_BATCH]
         used = _used_in_registry(plan, registry, batch)
-        for candidate in batch:
-            if candidate.key in held or candidate.key in used or _written_since(plan, candidate):
-                result.kept_on_recheck.append(candidate)
-                held.update(needs.get(candidate.key, ()))
-                continue
-            _delete(plan.store, candidate)
-            result.deleted.append(candidate)
+        with plan.store.lock.exclusive():
+            for candidate in batch:
+                keep = candidate.key in held or candidate.key in used
+                if keep or _written_since(plan, candidate):
+                    result.kept_on_recheck.append(candidate)
+                    held.update(needs.get(candidate.key, ()))
+                    continue
+                _delete(plan.store, candidate)
+                result.deleted.append(candidate)
     if registry is not None:
         _mark_deleted(plan.store, registry, result.deleted)
     return result
@@ -86,19 +91,19 @@ def _needs(plan: GcPlan) -> dict[str, list[str]]:
 
 
 def _written_since(plan: GcPlan, candidate: Candidate) -> bool:
-    """Whether the candidate's file was written or touched within the grace period."""
+    """Whether the candidate's file was written or touched since the mark."""
     path = record_path(candidate.key) if candidate.kind == "record" else blob_path(candidate.key)
     try:
-        return plan.store.backend.stat(path).mtime >= time.time() - plan.grace
+        return plan.store.backend.stat(path).mtime >= plan.recheck_cutoff()
     except FileNotFoundError:
         return False  # already gone: deleting again is harmless
 
 
 def _used_in_registry(plan: GcPlan, registry: Registry | None, batch: list[Candidate]) -> set[str]:
-    """Keys of the batch whose task or digest the registry saw used within the grace period."""
+    """Keys of the batch whose task or digest the registry saw used since the mark."""
     if registry is None:
         return set()
-    cutoff = time.time() - plan.grace
+    cutoff = plan.recheck_cutoff()
     return registry.read(lambda conn: _used(conn, batch, cutoff))
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import io
 import os
 import threading
@@ -203,9 +204,11 @@ class BlobWriter(io.RawIOBase):
         path_of: Callable[[str], str],
         settings: Compression,
         inline_max: int = -1,
+        guard: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         super().__init__()
         self.backend = backend
+        self._guard = guard  # the store's shared gc lock (see `_lock`)
         self._path_of = path_of
         self._settings = settings
         self._inline_max = inline_max
@@ -273,9 +276,10 @@ class BlobWriter(io.RawIOBase):
         staged, self._staged = self._staged, None
         assert staged is not None
         path = self._path_of(digest)
-        if self.backend.exists(path):
-            staged.discard()
-            return self._existing(digest, path)
+        with self._guard():
+            if self.backend.exists(path):
+                staged.discard()
+                return self._existing(digest, path)
         staged.publish(path)
         return BlobInfo(digest, self._size, self._stored, self._compression)
 
@@ -285,8 +289,9 @@ class BlobWriter(io.RawIOBase):
         if self._size <= self._inline_max:
             return BlobInfo(digest, self._size, 0, UNCOMPRESSED, inline=data)
         path = self._path_of(digest)
-        if self.backend.exists(path):
-            return self._existing(digest, path)
+        with self._guard():
+            if self.backend.exists(path):
+                return self._existing(digest, path)
         view = memoryview(data)
         if compresses([view], self._settings):
             stored, compression = compressor(self._settings.level).compress(data), COMPRESSED

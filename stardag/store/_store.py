@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ from stardag.store._blob import (
 )
 from stardag.store._frames import FrameError, decode_all
 from stardag.store._fsspec import FsspecBackend
+from stardag.store._lock import StoreLock
 from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord, now_iso
 
@@ -61,6 +63,10 @@ RECORDS = "records"
 # one small file per task instead of two. The digest is still verified on every read.
 INLINE_MAX = 4096
 DIRECTORY_SERIALIZER = "directory"
+# How far a file's mtime may lag the clock of the process that wrote it (coarse kernel
+# clocks, servers' clocks): "written since t" is judged from t minus this, unless the
+# store can stamp a file of its own to read its clock (`file_time`).
+CLOCK_SLACK = 1.0
 
 
 def blob_path(digest: str) -> str:
@@ -127,9 +133,16 @@ class Store:
         self.url = url
         self.backend: Backend = backend_for(url, storage_options)
         self.compression = compression
+        local = self.backend.root if isinstance(self.backend, LocalBackend) else None
+        self.lock = StoreLock(local)  # builders' cache hits against gc's deletes
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    def file_time(self) -> float:
+        """Now as this store stamps files' mtimes (they may lag the process's clock)."""
+        stamped = self.lock.file_time()
+        return time.time() - CLOCK_SLACK if stamped is None else stamped
 
     # -- blobs -------------------------------------------------------------
     def writer(self, inline_max: int = -1) -> BlobWriter:
@@ -139,7 +152,7 @@ class Store:
         (by default every write, even an empty one, becomes a blob).
         """
         settings = self.compression or Compression.from_env()
-        return BlobWriter(self.backend, blob_path, settings, inline_max)
+        return BlobWriter(self.backend, blob_path, settings, inline_max, self.lock.shared)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         """Store bytes as a blob."""
@@ -198,9 +211,10 @@ class Store:
         Returns False when `to` already had it (nothing is copied).
         """
         path = blob_path(digest)
-        if to.backend.exists(path):
-            to.backend.touch(path)
-            return False
+        with to.lock.shared():  # a blob found there is refreshed before gc can take it
+            if to.backend.exists(path):
+                to.backend.touch(path)
+                return False
         try:
             source = self.backend.open_read(path)
         except FileNotFoundError:
@@ -260,19 +274,34 @@ class Store:
         self.backend.delete(record_path(task_id))
 
     def is_complete(self, task_id: str) -> bool:
-        """A cache hit: the task's record exists and so does every blob its output needs."""
-        record = self.get_record(task_id)
-        if record is None:
-            return False
-        if record.inline is None and not self.has_blob(record.digest):
-            return False
-        if record.serializer != DIRECTORY_SERIALIZER:
+        """A cache hit: the task's record exists and so does every blob its output needs.
+
+        A hit refreshes the mtime of the record and its blobs (a reuse counts as a write
+        for gc), under the store's shared lock, so gc either deleted them before this
+        check or keeps them after it (`_lock`).
+        """
+        with self.lock.shared():
+            record = self.get_record(task_id)
+            blobs = None if record is None else self._present_blobs(record)
+            if blobs is None:
+                return False
+            self.backend.touch(record_path(task_id))
+            for digest in blobs:
+                self.backend.touch(blob_path(digest))
             return True
+
+    def _present_blobs(self, record: ActionRecord) -> list[str] | None:
+        """The blobs a record's output needs if every one is stored, else None."""
+        own = [] if record.inline is not None else [record.digest]
+        if own and not self.has_blob(record.digest):
+            return None
+        if record.serializer != DIRECTORY_SERIALIZER:
+            return own
         try:
-            files = set(self.required_blobs(record))
+            files = self.required_blobs(record)
         except BlobNotFoundError:
-            return False
-        return len(self.has_blobs(files)) == len(files)
+            return None
+        return files if len(self.has_blobs(files)) == len(set(files)) else None
 
     def required_blobs(self, record: ActionRecord) -> list[str]:
         """Every blob a record's output needs: its own, and a directory's files."""
