@@ -116,7 +116,18 @@ class BlobNotFoundError(StoreError, FileNotFoundError):
 
 
 class CorruptBlobError(StoreError):
-    """A blob's bytes do not hash to its digest, or its frame is damaged."""
+    """A blob's bytes do not hash to its digest, or its frame is damaged (`.why`: how)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        digest: str | None = None,
+        task_id: str | None = None,
+        why: str = "",
+    ) -> None:
+        super().__init__(message, digest=digest, task_id=task_id)
+        self.why = why or message
 
 
 class InvalidRecordError(StoreError):

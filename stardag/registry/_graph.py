@@ -104,17 +104,26 @@ class LineageGraph:
         return self.nodes[task_id]
 
     def __iter__(self) -> Iterator[LineageNode]:
-        """Nodes in topological order: every dependency before the tasks that use it."""
+        """Nodes in topological order: every dependency before the tasks that use it.
+
+        Edges may come from a remote's records, which can form a cycle that honest task
+        ids cannot; each node is still yielded once, the cycle cut at its first node.
+        """
         waiting = {task_id: len(self._deps.get(task_id, ())) for task_id in self.nodes}
         ready = [self._key(t) for t, count in waiting.items() if count == 0]
         heapq.heapify(ready)
-        while ready:
+        while ready or waiting:
+            if not ready:  # only cycles are left: start at the first of their nodes
+                ready.append(min(self._key(t) for t in waiting))
             task_id = heapq.heappop(ready)[-1]
+            if waiting.pop(task_id, None) is None:
+                continue  # yielded already (a cut cycle also counts it down)
             yield self.nodes[task_id]
             for edge in self._users.get(task_id, ()):
-                waiting[edge.task_id] -= 1
-                if waiting[edge.task_id] == 0:
-                    heapq.heappush(ready, self._key(edge.task_id))
+                if edge.task_id in waiting:
+                    waiting[edge.task_id] -= 1
+                    if waiting[edge.task_id] == 0:
+                        heapq.heappush(ready, self._key(edge.task_id))
 
     def _key(self, task_id: str) -> tuple[str, str, str]:
         node = self.nodes[task_id]

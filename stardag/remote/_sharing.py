@@ -30,6 +30,8 @@ from stardag import _config, _hashing
 from stardag._errors import (
     BackendError,
     BlobNotFoundError,
+    CorruptBlobError,
+    InvalidRecordError,
     RemoteError,
     StoreError,
     UntrustedRemoteError,
@@ -111,18 +113,21 @@ def closure(store: Store, roots: Sequence[str]) -> tuple[list[ActionRecord], lis
 
 
 def _upstream_first(records: dict[str, ActionRecord]) -> list[ActionRecord]:
+    """Records ordered dependencies first. Records may come from anywhere, so a cycle
+    among them (which honest task ids cannot form) is cut where it closes, not followed."""
     order: list[ActionRecord] = []
-    done: set[str] = set()
+    state: dict[str, bool] = {}  # task id -> done (False: on the current path)
     for root in records:
         stack: list[tuple[str, bool]] = [(root, False)]
         while stack:
             task_id, expanded = stack.pop()
-            if task_id in done or task_id not in records:
-                continue
             if expanded:
-                done.add(task_id)
+                state[task_id] = True
                 order.append(records[task_id])
                 continue
+            if task_id in state or task_id not in records:
+                continue  # done, on the path (a cycle), or not here
+            state[task_id] = False
             stack.append((task_id, True))
             record = records[task_id]
             stack.extend((dep, False) for dep in (*record.requires, *record.dynamic))
@@ -210,8 +215,11 @@ def fetch_into_local(task: BaseTask) -> str | None:
     """Read-through: fetch a task missing locally from the active remote; its URL, or None.
 
     A cheap no-op when no remote is configured. A remote that does not answer is
-    logged and skipped for a while (the task is then computed); a remote that holds
-    bad data raises, as does a pickled output from an untrusted remote.
+    logged and skipped for a while (the task is then computed). What a remote holds is
+    used only if it passes every check (a valid record of this very task, with this
+    task's serializer, a spec that hashes to its id, no pickle from an untrusted
+    remote, blobs that match their digests); anything else is reported (logged) and
+    skipped, and the task is computed here instead.
     """
     remote = _remotes_config.active()
     if remote is None or _DOWN.get(remote.url, 0.0) > time.monotonic():
@@ -220,15 +228,17 @@ def fetch_into_local(task: BaseTask) -> str | None:
     source = store_for(remote.url)
     if source.url == local.url:
         return None
+    expected = getattr(type(task), "__stardag_serializer__", None)
     try:
-        report = _fetch(remote, source, local, [task.id], whole_closure=False)
+        report = _fetch(remote, source, local, [task.id], whole_closure=False, serializer=expected)
     except RemoteError as exc:
         if isinstance(exc.__cause__, BlobNotFoundError):
             return None  # a record whose blob is gone there: not on the remote, compute it
-        if not isinstance(exc.__cause__, BackendError):
-            raise
-        _DOWN[remote.url] = time.monotonic() + DOWN_SECONDS
-        logger.warning("remote %s did not answer, computing locally: %s", remote.name, exc)
+        if isinstance(exc.__cause__, BackendError):
+            _DOWN[remote.url] = time.monotonic() + DOWN_SECONDS
+            logger.warning("remote %s did not answer, computing locally: %s", remote.name, exc)
+            return None
+        logger.warning("%s; computing task %s here instead", exc, task.id)
         return None
     return remote.url if report.records else None
 
@@ -237,7 +247,13 @@ _DOWN: dict[str, float] = {}
 
 
 def _fetch(
-    remote: Remote, source: Store, into: Store, roots: list[str], *, whole_closure: bool
+    remote: Remote,
+    source: Store,
+    into: Store,
+    roots: list[str],
+    *,
+    whole_closure: bool,
+    serializer: Any = None,
 ) -> PullReport:
     try:
         if whole_closure:
@@ -248,6 +264,13 @@ def _fetch(
             records, missing = ([found] if found else []), []
         for record in records:
             _check_record(record, remote)
+            if serializer is not None and record.serializer != serializer.name:
+                raise _junk(
+                    remote,
+                    record.task_id,
+                    f"is stored with the {record.serializer} serializer, "
+                    f"not the task's own {serializer.name}",
+                )
         records = [r for r in records if not into.is_complete(r.task_id)]
         blobs, size = _get_blobs(source, into, records)
         for record in records:
@@ -262,8 +285,35 @@ def _fetch(
             task_id=exc.task_id,
             digest=exc.digest,
         ) from exc
+    except InvalidRecordError as exc:
+        raise _junk(remote, exc.task_id, f"is not a valid action record ({exc})") from exc
+    except CorruptBlobError as exc:
+        raise RemoteError(
+            f"remote {remote.name} ({remote.url}) holds a corrupt copy of blob {exc.digest}: "
+            f"{exc.why}. Nothing of it was fetched and the local store is fine; push the task "
+            f"again from a machine whose copy is good (`stardag push TASK --remote "
+            f"{remote.name}`), which replaces the damaged copy",
+            remote=remote.name,
+            task_id=exc.task_id,
+            digest=exc.digest,
+        ) from exc
     return PullReport(
         remote.name, len(records), blobs, size, len(records), tuple(missing), tuple(records)
+    )
+
+
+def _name_for(remote: Remote) -> str:
+    """The remote's configured name, or NAME when it was given only as a URL."""
+    return "NAME" if remote.name == remote.url else remote.name
+
+
+def _junk(remote: Remote, task_id: str | None, what: str) -> RemoteError:
+    """A remote's record that fails a check: nothing of it is used."""
+    return RemoteError(
+        f"remote {remote.name}: the action record of task {task_id or '?'} {what}; "
+        "it was not fetched",
+        remote=remote.name,
+        task_id=task_id,
     )
 
 
@@ -290,8 +340,8 @@ def _check_record(record: ActionRecord, remote: Remote) -> None:
         raise UntrustedRemoteError(
             f"task {record.task_id}'s output on remote {remote.name} is pickled, and loading a "
             "pickle runs code; it was not fetched. If you trust everyone who can write to "
-            f"{remote.url}, mark it trusted: `stardag remote add {remote.name} {remote.url} "
-            "--trusted`",
+            f"{remote.url}, mark it trusted: `stardag remote add {_name_for(remote)} "
+            f"{remote.url} --trusted`",
             remote=remote.name,
             task_id=record.task_id,
             digest=record.digest,

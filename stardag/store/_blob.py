@@ -507,4 +507,5 @@ def corrupt(digest: str, task_id: str | None, why: str) -> CorruptBlobError:
         f"blob {digest}{owner} is corrupt: {why}. Run `stardag verify --repair` and rebuild.",
         digest=digest,
         task_id=task_id,
+        why=why,
     )
