@@ -198,12 +198,18 @@ def _inline_output(digest: str, everywhere: list[Any], known: Any) -> bytes | No
 
 
 def _copy_blob(store: Any, digest: str, owner: str | None) -> None:
-    """Small blobs are verified before a byte is written; large ones stream, then verify."""
+    """Every blob is verified before a byte is written: a corrupt one writes nothing.
+
+    Small blobs are read whole; a large one is read twice, streaming, so memory stays
+    small: checked to the end, then written (and checked again as it goes out).
+    """
     from stardag.store._store import SMALL_BLOB
 
     if store.stat_blob(digest).size <= SMALL_BLOB:
         sys.stdout.buffer.write(store.read_blob(digest, owner))
         return
+    with store.open_blob(digest, owner) as reader:
+        reader.verify()
     with store.open_blob(digest, owner) as reader:
         shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
         reader.verify()

@@ -40,8 +40,13 @@ def add(
     ] = None,
 ) -> None:
     """Add or reconfigure a remote cache."""
+    from stardag._errors import RemoteError
     from stardag.remote import _config as _remotes_config
 
+    try:
+        url = _remotes_config.checked_url(url)
+    except RemoteError as exc:
+        fail(str(exc))  # bad input: exit 2
     remote = _remotes_config.add(
         name, url, trusted=trusted, write_through=write_through, default=default
     )

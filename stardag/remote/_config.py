@@ -106,11 +106,32 @@ def add(
     if not name or "://" in name or "/" in name:
         raise RemoteError(f"{name!r} is not a remote name (no slashes or '://')", remote=name)
     config = load()
-    remote = Remote(name, url.rstrip("/"), trusted, write_through)
+    remote = Remote(name, checked_url(url), trusted, write_through)
     remotes = {**config.remotes, name: remote}
     make_default = default if default is not None else config.default is None
     save(RemotesConfig(remotes, name if make_default else config.default))
     return remote
+
+
+def checked_url(url: str) -> str:
+    """A remote's URL as stored: a path made absolute (the file is read from anywhere);
+    `RemoteError` for a protocol that fsspec does not know."""
+    url = url.strip().rstrip("/")
+    if not url:
+        raise RemoteError("a remote needs a URL or a path, not an empty string")
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    protocol = url.split("://", 1)[0].lower()
+    if protocol == "file":
+        return os.path.abspath(os.path.expanduser(url[len("file://") :]))
+    import fsspec
+
+    if protocol not in fsspec.available_protocols():
+        raise RemoteError(
+            f"{url}: {protocol!r} is not a storage protocol fsspec knows (s3://, gs://, "
+            "az://, memory://, a local path, ...); check the URL's spelling"
+        )
+    return url
 
 
 def remove(name: str) -> Remote:
