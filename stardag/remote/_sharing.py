@@ -20,7 +20,6 @@ Invariants (each has a test in tests/remote/):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from stardag._errors import (
     UntrustedRemoteError,
 )
 from stardag.remote import _config as _remotes_config
+from stardag.remote import _outages
 from stardag.remote._config import Remote
 from stardag.store._store import ActionRecord, Store, record_path, store_for
 
@@ -56,7 +56,6 @@ logger = logging.getLogger("stardag.remote")
 
 PICKLED_SERIALIZERS = frozenset({"pickle"})  # loading these runs code from the blob
 THREADS = 8  # concurrent blob transfers
-DOWN_SECONDS = 60.0  # read-through skips a remote this long after it failed to answer
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ def fetch_into_local(task: BaseTask) -> str | None:
     skipped, and the task is computed here instead.
     """
     remote = _remotes_config.active()
-    if remote is None or _DOWN.get(remote.url, 0.0) > time.monotonic():
+    if remote is None or _outages.is_down(remote.name, remote.url):
         return None
     local = task.target().store  # type: ignore[attr-defined]  # a store-backed task
     source = store_for(remote.url)
@@ -235,15 +234,18 @@ def fetch_into_local(task: BaseTask) -> str | None:
         if isinstance(exc.__cause__, BlobNotFoundError):
             return None  # a record whose blob is gone there: not on the remote, compute it
         if isinstance(exc.__cause__, BackendError):
-            _DOWN[remote.url] = time.monotonic() + DOWN_SECONDS
-            logger.warning("remote %s did not answer, computing locally: %s", remote.name, exc)
+            _outages.note_down(remote.url, str(exc.__cause__))
+            logger.warning(
+                "remote %s did not answer, computing locally (and skipping it for %g s, in "
+                "other processes too): %s",
+                remote.name,
+                _outages.DOWN_SECONDS,
+                exc,
+            )
             return None
         logger.warning("%s; computing task %s here instead", exc, task.id)
         return None
     return remote.url if report.records else None
-
-
-_DOWN: dict[str, float] = {}
 
 
 def _fetch(
