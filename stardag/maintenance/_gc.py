@@ -95,10 +95,12 @@ class GcPlan:
             return cutoff
         return min(cutoff, self.running_since - CLOCK_SLACK)
 
-    def recheck_cutoff(self) -> float:
+    def recheck_cutoff(self, files: bool) -> float:
         """Written or used at or after this is kept on re-check: within the grace period
-        as of now, since the mark, or since the oldest running build began."""
-        cutoff = min(time.time() - self.grace, self.stamp)
+        as of now, since the mark, or since the oldest running build began. `files`: for
+        mtimes, so the mark by the store's file clock; else (the registry's times) by ours.
+        """
+        cutoff = min(time.time() - self.grace, self.stamp if files else self.marked)
         if self.running_since is None:
             return cutoff
         return min(cutoff, self.running_since - CLOCK_SLACK)

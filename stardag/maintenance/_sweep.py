@@ -94,7 +94,7 @@ def _written_since(plan: GcPlan, candidate: Candidate) -> bool:
     """Whether the candidate's file was written or touched since the mark."""
     path = record_path(candidate.key) if candidate.kind == "record" else blob_path(candidate.key)
     try:
-        return plan.store.backend.stat(path).mtime >= plan.recheck_cutoff()
+        return plan.store.backend.stat(path).mtime >= plan.recheck_cutoff(files=True)
     except FileNotFoundError:
         return False  # already gone: deleting again is harmless
 
@@ -103,7 +103,7 @@ def _used_in_registry(plan: GcPlan, registry: Registry | None, batch: list[Candi
     """Keys of the batch whose task or digest the registry saw used since the mark."""
     if registry is None:
         return set()
-    cutoff = plan.recheck_cutoff()
+    cutoff = plan.recheck_cutoff(files=False)
     return registry.read(lambda conn: _used(conn, batch, cutoff))
 
 

@@ -23,7 +23,7 @@ from stardag.maintenance._gc import GcPlan, GcRoots, mark
 from stardag.maintenance._sweep import sweep
 from stardag.registry import Registry
 from stardag.registry import open as open_registry
-from stardag.store._store import CLOCK_SLACK, Store, store_for
+from stardag.store._store import CLOCK_SLACK, Store, blob_path, record_path, store_for
 
 sd.auto_namespace(__name__)
 
@@ -48,6 +48,12 @@ def _garbage(salt: int) -> sd.BaseTask:
     """A task nothing needs: gc must delete it (so each test shows gc really ran)."""
     task = gc_race_tasks.fresh(salt=10_000 + salt)
     sd.build(task)
+    store = store_for(target_root())
+    record = store.get_record(task.id)
+    assert record is not None
+    then = time.time() - 3600  # files an hour old: not "since the mark", in any clock
+    for path in (record_path(task.id), blob_path(record.digest)):
+        os.utime(store.backend.abspath(path), (then, then))  # type: ignore[attr-defined]
     return task
 
 
