@@ -90,12 +90,12 @@ def check_blob(store: Store, digest: str) -> tuple[Kind, str] | None:
         raw = store.backend.open_read(blob_path(digest))
     except FileNotFoundError:
         return Kind.MISSING_BLOB, "the blob is gone"
-    decoder = FrameDecoder()
     hasher = _hashing.new_hasher()
+    decoder = FrameDecoder(hasher.update)  # hashed piece by piece: a bomb never sits whole
     try:
         with raw:
             while chunk := raw.read(STEP):
-                hasher.update(decoder.feed(chunk))
+                decoder.feed(chunk)
         decoder.finish()
     except FrameError as exc:
         return (Kind.TRUNCATED_FRAME if exc.truncated else Kind.CORRUPT_FRAME), str(exc)

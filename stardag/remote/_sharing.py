@@ -165,8 +165,9 @@ def _send_blobs(source: Store, into: Store, records: list[ActionRecord]) -> tupl
     needed = list(dict.fromkeys(d for r in records for d in source.required_blobs(r)))
     present = into.has_blobs(needed)
     todo = [d for d in needed if d not in present]
+    sizes = _claimed_sizes(records)  # each copy is checked, and stops soon past its size
     with ThreadPoolExecutor(THREADS) as pool:
-        copied = list(pool.map(lambda d: source.copy_blob(d, into), todo))
+        copied = list(pool.map(lambda d: source.copy_blob(d, into, sizes.get(d)), todo))
     size = sum(source.stat_blob(d).size for d, c in zip(todo, copied, strict=True) if c)
     return sum(copied), size
 
@@ -230,6 +231,9 @@ def fetch_into_local(task: BaseTask) -> str | None:
     expected = getattr(type(task), "__stardag_serializer__", None)
     try:
         report = _fetch(remote, source, local, [task.id], whole_closure=False, serializer=expected)
+    except CorruptBlobError as exc:  # what it held there is damaged: compute it here
+        logger.warning("%s; computing task %s here instead", exc, task.id)
+        return None
     except RemoteError as exc:
         if isinstance(exc.__cause__, BlobNotFoundError):
             return None  # a record whose blob is gone there: not on the remote, compute it
@@ -290,14 +294,14 @@ def _fetch(
     except InvalidRecordError as exc:
         raise _junk(remote, exc.task_id, f"is not a valid action record ({exc})") from exc
     except CorruptBlobError as exc:
-        raise RemoteError(
+        raise CorruptBlobError(  # a CorruptBlobError still, with what helps for a remote
             f"remote {remote.name} ({remote.url}) holds a corrupt copy of blob {exc.digest}: "
             f"{exc.why}. Nothing of it was fetched and the local store is fine; push the task "
             f"again from a machine whose copy is good (`stardag push TASK --remote "
-            f"{remote.name}`), which replaces the damaged copy",
-            remote=remote.name,
-            task_id=exc.task_id,
+            f"{_name_for(remote)}`), which replaces the damaged copy",
             digest=exc.digest,
+            task_id=exc.task_id,
+            why=exc.why,
         ) from exc
     return PullReport(
         remote.name, len(records), blobs, size, len(records), tuple(missing), tuple(records)
@@ -305,8 +309,8 @@ def _fetch(
 
 
 def _name_for(remote: Remote) -> str:
-    """The remote's configured name, or NAME when it was given only as a URL."""
-    return "NAME" if remote.name == remote.url else remote.name
+    """What names the remote for `--remote`: its configured name, or its URL."""
+    return remote.url if remote.name == remote.url else remote.name
 
 
 def _junk(remote: Remote, task_id: str | None, what: str) -> RemoteError:
@@ -323,10 +327,16 @@ def _get_blobs(source: Store, into: Store, records: list[ActionRecord]) -> tuple
     needed = list(dict.fromkeys(d for r in records for d in source.required_blobs(r)))
     present = into.has_blobs(needed)
     todo = [d for d in needed if d not in present]
+    sizes = _claimed_sizes(records)  # each copy is checked, and stops soon past its size
     with ThreadPoolExecutor(THREADS) as pool:
-        copied = list(pool.map(lambda d: source.copy_blob(d, into), todo))  # verified
+        copied = list(pool.map(lambda d: source.copy_blob(d, into, sizes.get(d)), todo))
     size = sum(into.stat_blob(d).size for d, c in zip(todo, copied, strict=True) if c)
     return sum(copied), size
+
+
+def _claimed_sizes(records: list[ActionRecord]) -> dict[str, int]:
+    """Blob digest -> the raw size the record that names it claims."""
+    return {r.digest: r.size_raw for r in records if r.inline is None}
 
 
 def _check_record(record: ActionRecord, remote: Remote) -> None:
@@ -342,8 +352,8 @@ def _check_record(record: ActionRecord, remote: Remote) -> None:
         raise UntrustedRemoteError(
             f"task {record.task_id}'s output on remote {remote.name} is pickled, and loading a "
             "pickle runs code; it was not fetched. If you trust everyone who can write to "
-            f"{remote.url}, mark it trusted: `stardag remote add {_name_for(remote)} "
-            f"{remote.url} --trusted`",
+            f"{remote.url}, mark it trusted: `stardag remote add "
+            f"{'NAME' if remote.name == remote.url else remote.name} {remote.url} --trusted`",
             remote=remote.name,
             task_id=record.task_id,
             digest=record.digest,

@@ -59,6 +59,9 @@ SMALL_BLOB = 4 << 20
 STEP = 1 << 20
 # One read decompresses at most this much into the caller's buffer.
 MAX_READ = 64 << 20
+# A blob may decode to its claimed raw size plus this much before reading stops with a
+# CorruptBlobError (a decompression bomb inflates far past the size its record claims).
+SIZE_MARGIN = 64 << 10
 # Compress only when a sample shrinks by at least this fraction.
 MIN_SAVING = 0.10
 SAMPLE_SLICES = 4
@@ -326,9 +329,15 @@ class VerifyingReader(io.RawIOBase):
     """
 
     def __init__(
-        self, raw: IO[bytes], digest: str, task_id: str | None = None, threads: int = 0
+        self,
+        raw: IO[bytes],
+        digest: str,
+        task_id: str | None = None,
+        threads: int = 0,
+        size: int | None = None,
     ) -> None:
         super().__init__()
+        self._limit = limit_for(size)  # stop past the claimed size: a decompression bomb
         self._raw = raw
         self._digest = digest
         self._task_id = task_id
@@ -338,10 +347,16 @@ class VerifyingReader(io.RawIOBase):
         self._threads = threads  # zstd workers decoding sized frames (0: this thread)
         self._leftover = memoryview(b"")  # the decoded tail of a frame the caller had no room for
         self._done = False
+        self._decoded = 0  # bytes decoded so far (the caller's and the leftover)
         self.size = 0
 
     def readable(self) -> bool:
         return True
+
+    def _count(self, size: int) -> None:
+        self._decoded += size
+        if self._limit is not None and self._decoded > self._limit:
+            raise FrameError(f"it decodes to more than the {self._limit} bytes it may hold")
 
     def readinto(self, buffer: Any) -> int:
         if self._done:
@@ -380,6 +395,7 @@ class VerifyingReader(io.RawIOBase):
                 if size is None or size > MAX_SIZED_FRAME:
                     self._stream = self._open_stream()
                     break
+                self._count(size)  # before a byte of it is decoded
                 frame = self._scanner.take_frame(header)
                 if size > len(view) - filled:
                     overflow = memoryview(bytearray(size))
@@ -407,6 +423,7 @@ class VerifyingReader(io.RawIOBase):
                     raise FrameError(f"bad zstd frame ({exc})") from None
                 if not got:
                     break
+                self._count(got)
                 hashing.update(step[:got])
                 filled += got
         return filled
@@ -474,16 +491,16 @@ class _InOrder:
 class VerifyingCopier:
     """Checks a blob's stored bytes as they stream past: `feed()` chunks, then `check()`."""
 
-    def __init__(self, digest: str, source: str) -> None:
+    def __init__(self, digest: str, source: str, size: int | None = None) -> None:
         self._digest = digest
         self._source = source
         self._hasher = _hashing.new_hasher()
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(self._hasher.update, limit_for(size))
 
     def feed(self, chunk: bytes) -> None:
         """Decode and hash one chunk of the stored frames."""
         try:
-            self._hasher.update(self._decoder.feed(chunk))
+            self._decoder.feed(chunk)
         except FrameError as exc:
             raise self._corrupt(str(exc)) from None
 
@@ -498,6 +515,11 @@ class VerifyingCopier:
 
     def _corrupt(self, why: str) -> CorruptBlobError:
         return corrupt(self._digest, None, f"{why}, in {self._source}")
+
+
+def limit_for(size: int | None) -> int | None:
+    """How many bytes a blob claimed to hold `size` may decode to before reading stops."""
+    return None if size is None else size + SIZE_MARGIN
 
 
 def corrupt(digest: str, task_id: str | None, why: str) -> CorruptBlobError:

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, cast
 
 import zstandard
 
@@ -185,38 +185,129 @@ def decode_into(frame: bytes, dest: memoryview) -> None:
 
 
 class FrameDecoder:
-    """Decodes a run of frames fed in chunks split anywhere; `finish()` checks it was whole."""
+    """Decodes a run of frames fed in chunks split anywhere; `finish()` checks it was whole.
 
-    def __init__(self) -> None:
-        self._dctx = zstandard.ZstdDecompressor()
-        self._dobj: Any = None
-        self._frames = 0
+    Decoded bytes go to `sink` in pieces of at most `READ_SIZE` (or, with no sink, come
+    back from `feed`), so a frame that inflates far past its size (a decompression
+    bomb) never sits in memory whole; past `limit` decoded bytes it stops with a
+    `FrameError`. Frame and block headers are walked apart from decoding, to tell
+    where the run of frames may end.
+    """
+
+    def __init__(
+        self, sink: Callable[[bytes], object] | None = None, limit: int | None = None
+    ) -> None:
+        self._out: list[bytes] = []
+        self._sink = sink if sink is not None else self._out.append
+        self._limit = limit
+        self.size = 0
+        sink_io = cast(IO[bytes], _Counted(self))  # it has the `write` the writer needs
+        self._writer = zstandard.ZstdDecompressor().stream_writer(sink_io, write_size=READ_SIZE)
+        self._walker = _FrameWalker()
+
+    def _take(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise FrameError(f"it decodes to more than the {self._limit} bytes it may hold")
+        self._sink(data)
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes decoded from this chunk (`FrameError` on a bad frame)."""
-        out = []
-        while chunk:
-            if self._dobj is None:
-                self._dobj = self._dctx.decompressobj()
-            try:
-                out.append(self._dobj.decompress(chunk))
-            except zstandard.ZstdError as exc:
-                raise FrameError(f"bad zstd frame ({exc})") from None
-            chunk = b""
-            if self._dobj.eof:
-                chunk, self._dobj = self._dobj.unused_data, None
-                self._frames += 1
-        return b"".join(out)
+        """Decode one chunk; the bytes decoded, unless a sink takes them (`FrameError`)."""
+        self._walker.feed(chunk)
+        try:
+            self._writer.write(chunk)
+        except zstandard.ZstdError as exc:
+            raise FrameError(f"bad zstd frame ({exc})") from None
+        out, self._out[:] = b"".join(self._out), []
+        return out
 
     def finish(self) -> None:
         """Raise `FrameError(truncated=True)` unless the bytes ended at the end of a frame."""
-        if self._dobj is not None or not self._frames:
+        self._walker.finish()
+
+
+class _Counted:
+    """The decompressor's output: each piece counted against the limit, then handed on."""
+
+    def __init__(self, decoder: FrameDecoder) -> None:
+        self._decoder = decoder
+
+    def write(self, data: bytes) -> int:
+        self._decoder._take(bytes(data))
+        return len(data)
+
+
+class _FrameWalker:
+    """Follows frame, block and checksum boundaries through chunks split anywhere."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._skip = 0  # bytes of block content (or a skippable frame) still to pass
+        self._state = "frame"  # expecting: "frame" header, "block" header, or "checksum"
+        self._checksum = False
+        self._frames = 0
+
+    def feed(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        if self._skip:
+            passed = min(self._skip, len(view))
+            self._skip -= passed
+            view = view[passed:]
+        self._buffer += view
+        while self._skip == 0 and self._step():
+            pass
+
+    def _step(self) -> bool:
+        """Consume one header from the buffer; False when it needs more bytes."""
+        buffer = self._buffer
+        if self._state == "frame":
+            if len(buffer) < 8:
+                if len(buffer) >= 4 and bytes(buffer[:4]) != MAGIC and not _skippable(buffer):
+                    raise FrameError("not a zstd frame (bad magic number)")
+                return False
+            if _skippable(buffer):
+                return self._consume(8, skip=int.from_bytes(buffer[4:8], "little"))
+            header = parse_header(buffer)
+            if header is None:
+                return False
+            self._checksum, self._state = header.checksum, "block"
+            return self._consume(header.size)
+        if self._state == "block":
+            if len(buffer) < _BLOCK_HEADER:
+                return False
+            block = int.from_bytes(buffer[:_BLOCK_HEADER], "little")
+            kind, size = (block >> 1) & 0x3, block >> 3
+            if kind == _RESERVED:
+                raise FrameError("a zstd block has the reserved type")
+            if block & 1:
+                self._state = "checksum"
+            return self._consume(_BLOCK_HEADER, skip=1 if kind == _RLE else size)
+        if self._checksum and len(buffer) < _CHECKSUM:
+            return False
+        self._frames += 1
+        self._state = "frame"
+        return self._consume(_CHECKSUM if self._checksum else 0)
+
+    def _consume(self, size: int, skip: int = 0) -> bool:
+        del self._buffer[:size]
+        passed = min(skip, len(self._buffer))
+        del self._buffer[:passed]
+        self._skip = skip - passed
+        return True
+
+    def finish(self) -> None:
+        if self._state != "frame" or self._skip or self._buffer or not self._frames:
             raise FrameError("its zstd frame ends before it is whole", truncated=True)
 
 
-def decode_all(data: bytes) -> bytes:
-    """The contents of a whole run of frames (`FrameError` if it is not one)."""
-    decoder = FrameDecoder()
+def _skippable(buffer: bytearray) -> bool:
+    return len(buffer) >= 4 and int.from_bytes(buffer[:4], "little") & ~0xF == _SKIPPABLE_MAGIC
+
+
+def decode_all(data: bytes, limit: int | None = None) -> bytes:
+    """The contents of a whole run of frames (`FrameError` if it is not one, or if it
+    decodes to more than `limit` bytes: it stops there)."""
+    decoder = FrameDecoder(limit=limit)
     out = decoder.feed(data)
     decoder.finish()
     return out

@@ -38,6 +38,7 @@ from stardag.store._blob import (
     VerifyingCopier,
     VerifyingReader,
     corrupt,
+    limit_for,
 )
 from stardag.store._frames import FrameError, decode_all
 from stardag.store._fsspec import FsspecBackend
@@ -176,23 +177,29 @@ class Store:
         except FileNotFoundError:
             raise _missing(digest, None) from None
 
-    def open_blob(self, digest: str, task_id: str | None = None) -> VerifyingReader:
-        """A verifying stream over a blob's uncompressed bytes."""
+    def open_blob(
+        self, digest: str, task_id: str | None = None, size: int | None = None
+    ) -> VerifyingReader:
+        """A verifying stream over a blob's uncompressed bytes.
+
+        With `size` (the raw size its record claims), reading stops with a
+        `CorruptBlobError` soon past it, however far the stored frames would inflate.
+        """
         try:
             raw = self.backend.open_read(blob_path(digest))
         except FileNotFoundError:
             raise _missing(digest, task_id) from None
         threads = (self.compression or Compression.from_env()).threads
-        return VerifyingReader(raw, digest, task_id, threads)
+        return VerifyingReader(raw, digest, task_id, threads, size)
 
-    def read_blob(self, digest: str, task_id: str | None = None) -> bytes:
-        """A blob's uncompressed bytes, verified against the digest."""
+    def read_blob(self, digest: str, task_id: str | None = None, size: int | None = None) -> bytes:
+        """A blob's uncompressed bytes, verified against the digest (`size`: as `open_blob`)."""
         try:
             raw = self.backend.read_bytes(blob_path(digest))
         except FileNotFoundError:
             raise _missing(digest, task_id) from None
         try:
-            data = decode_all(raw)
+            data = decode_all(raw, limit_for(size))
         except FrameError as exc:
             raise corrupt(digest, task_id, str(exc)) from None
         if _hashing.digest_bytes(data) != digest:
@@ -203,12 +210,13 @@ class Store:
         """Remove a blob (records naming it become incomplete); a missing one is fine."""
         self.backend.delete(blob_path(digest))
 
-    def copy_blob(self, digest: str, to: Store) -> bool:
+    def copy_blob(self, digest: str, to: Store, size: int | None = None) -> bool:
         """Copy a blob into another store, verified before it appears there.
 
         The stored frame is copied as it is and checked (decompressed and hashed) as
         it streams past; only a whole, matching blob is published under its digest.
-        Returns False when `to` already had it (nothing is copied).
+        Returns False when `to` already had it (nothing is copied). With `size` (the raw
+        size its record claims) the check stops soon past it, as `open_blob` does.
         """
         path = blob_path(digest)
         with to.lock.shared():  # a blob found there is refreshed before gc can take it
@@ -222,7 +230,7 @@ class Store:
         staged = to.backend.stage()
         try:
             with source:
-                checker = VerifyingCopier(digest, self.url)
+                checker = VerifyingCopier(digest, self.url, size)
                 while chunk := source.read(STEP):
                     checker.feed(chunk)
                     staged.write(chunk)
@@ -315,7 +323,7 @@ class Store:
         """The verified raw bytes of a record's output, inline or from its blob."""
         data = record.inline_bytes()
         if data is None:
-            return self.read_blob(record.digest, record.task_id)
+            return self.read_blob(record.digest, record.task_id, record.size_raw)
         if _hashing.digest_bytes(data) != record.digest:
             raise corrupt(record.digest, record.task_id, "its inline bytes hash to another digest")
         return data

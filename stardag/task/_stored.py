@@ -128,7 +128,7 @@ class Output(Generic[T]):
         if record.size_raw <= SMALL_BLOB:
             value = _deserialize(serializer, io.BytesIO(store.read_output(record)), task)
         else:
-            with store.open_blob(record.digest, task.id) as reader:
+            with store.open_blob(record.digest, task.id, record.size_raw) as reader:
                 buffered = io.BufferedReader(
                     reader, 1 << 20
                 )  # kept: its collection closes `reader`

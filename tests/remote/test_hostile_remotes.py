@@ -160,7 +160,7 @@ def test_a_corrupt_blob_on_a_remote_says_what_helps_for_a_remote(
     """Pulling a damaged blob names the remote and says to push again, not to repair here."""
     task = _corrupt_on_remote(remote, monkeypatch)
     _become_another_machine(tmp_path, monkeypatch)
-    with pytest.raises(sd.RemoteError) as caught:
+    with pytest.raises(sd.CorruptBlobError) as caught:
         sd.pull([task.id])
     message = str(caught.value)
     assert "holds a corrupt copy" in message and remote.url in message

@@ -112,7 +112,7 @@ def test_corrupt_blob_on_the_remote_is_rejected(
     path = Path(remote.url, blob_path(record.digest))
     path.write_bytes(Path(remote.url, blob_path(other.digest)).read_bytes())
     _move_home(tmp_path, monkeypatch, "other")
-    with pytest.raises(sd.RemoteError, match=record.digest):
+    with pytest.raises(sd.CorruptBlobError, match=record.digest):
         sd.pull([task.id])
     local = store_for(_local())
     assert not local.has_blob(record.digest) and local.get_record(task.id) is None
