@@ -9,9 +9,9 @@ never "complete" for a builder followed by a delete under it.
 
 On local disk the lock is `flock` on `<root>/gc.lock` (the kernel drops it when a
 process dies, so a killed gc or builder never leaves it held). Threads of one process
-share one shared hold, counted. Other backends have no lock that spans machines:
-there gc relies on what it re-checks (mtimes where the backend keeps them, the
-registry's record of use) and on the grace period.
+share one shared hold, counted; the file is open only while it is held. Other backends
+have no lock that spans machines: there gc relies on what it re-checks (mtimes where
+the backend keeps them, the registry's record of use) and on the grace period.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class StoreLock:
         """Hold the lock shared (with every other builder) for the block."""
         with self._mutex:
             if self._holders == 0:
-                self._fd = self._fd if self._fd is not None else self._open()
+                self._fd = self._open()  # opened per hold: a store object keeps no descriptor
                 if self._fd is not None:
                     fcntl.flock(self._fd, fcntl.LOCK_SH)
             self._holders += 1
@@ -55,7 +55,8 @@ class StoreLock:
             with self._mutex:
                 self._holders -= 1
                 if self._holders == 0 and self._fd is not None:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    os.close(self._fd)  # also releases the lock
+                    self._fd = None
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
