@@ -81,6 +81,10 @@ class CanonicalEncodingError(StardagError, TypeError):
         self.field = field
 
 
+class BuildOptionError(StardagError, ValueError):
+    """A build was asked for an option it does not know or cannot honour (nothing ran)."""
+
+
 class DependencyCycleError(StardagError, RuntimeError):
     """The requested tasks' dependencies form a cycle (found before anything runs).
 

@@ -27,6 +27,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from stardag._errors import BuildOptionError
 from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
@@ -132,9 +133,11 @@ SyncRunDefault: TypeAlias = Literal["thread", "blocking", "process"]
 def _run_policy(dual_run_default: str, sync_run_default: str) -> tuple[bool, str]:
     """Check the two run defaults; (whether dual tasks run async, the sync mode)."""
     if dual_run_default not in ("sync", "async"):
-        raise ValueError(f"dual_run_default must be 'sync' or 'async', got {dual_run_default!r}")
+        raise BuildOptionError(
+            f"dual_run_default must be 'sync' or 'async', got {dual_run_default!r}"
+        )
     if sync_run_default not in ("thread", "blocking", "process"):
-        raise ValueError(
+        raise BuildOptionError(
             f"sync_run_default must be 'thread', 'blocking' or 'process', got {sync_run_default!r}"
         )
     return dual_run_default == "async", sync_run_default
@@ -156,7 +159,10 @@ async def _build(
     """The one engine behind the four entry points."""
     dual_async, sync_mode = _run_policy(dual_run_default, sync_run_default)
     if sync_mode == "process":
-        raise NotImplementedError("sync_run_default='process' needs the process-pool executor")
+        raise BuildOptionError(
+            "sync_run_default='process' is not available yet (it needs the process-pool "
+            "executor of the scale-out work); use 'thread' or 'blocking'"
+        )
     summary = BuildSummary(build_id=uuid.uuid4().hex)
     roots = _as_list(tasks)
     recorder = _start_recorder(registry, summary.build_id, roots)

@@ -154,10 +154,13 @@ def test_sync_run_default_picks_the_thread(entry: str, mode: str, on_caller: boo
 
 def test_bad_run_defaults_are_refused() -> None:
     """A misspelt policy is an error before anything runs."""
-    with pytest.raises(ValueError, match="dual_run_default"):
+    with pytest.raises(sd.BuildOptionError, match="dual_run_default"):
         sd.build(good(i=7), dual_run_default="both")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="sync_run_default"):
+    with pytest.raises(sd.BuildOptionError, match="sync_run_default"):
         sd.build(good(i=7), sync_run_default="fork")  # type: ignore[arg-type]
+    with pytest.raises(sd.BuildOptionError, match="process"):
+        sd.build(good(i=7), sync_run_default="process")
+    assert not good(i=7).complete()
 
 
 SEEN: dict[str, Any] = {}
