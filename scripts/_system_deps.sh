@@ -20,3 +20,14 @@ if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/ini
   echo "installing PostgreSQL for the registry tests..." >&2
   apt_install postgresql
 fi
+
+# Chromium (and fonts for its screenshots) for the dashboard's browser tests: Playwright
+# drives Debian's build, no browser download. apt runs under /tmp/apt.lock, shared with
+# other installers on this machine.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium for the dashboard's browser tests..." >&2
+  _sudo=""
+  [ "$(id -u)" -eq 0 ] || _sudo="sudo"
+  $_sudo flock /tmp/apt.lock sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fonts-liberation' >&2
+fi

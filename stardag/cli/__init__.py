@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "_audit",
     "_config",
     "_remote",
+    "_ui",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(f"stardag.cli.{_module}")
