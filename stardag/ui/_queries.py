@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from stardag.registry import BuildInfo, RunInfo
 from stardag.registry._history import _counts, _runs
-from stardag.registry._writes import BUILDS, OUTPUTS, RUNS, TASKS
+from stardag.registry._writes import BUILDS, ENVIRONMENTS, OUTPUTS, RUNS, TASKS
 
 MAX_PAGE = 500
 
@@ -70,6 +70,19 @@ def builds_page(
         (BuildInfo.from_row(row, counts.get(row.id, {})), f"{row.started!r}:{row.id}")
         for row in rows
     ]
+
+
+def build_header(conn: Connection, build_id: str) -> BuildInfo | None:
+    """One build with its installed packages and counts, without its runs (see `build_runs`)."""
+    query = (
+        select(BUILDS, ENVIRONMENTS.c.packages)
+        .outerjoin(ENVIRONMENTS, ENVIRONMENTS.c.digest == BUILDS.c.env_digest)
+        .where(BUILDS.c.id == build_id)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return BuildInfo.from_row(row, _counts(conn, [build_id]).get(build_id, {}))
 
 
 def build_runs(conn: Connection, build_id: str, offset: int, limit: int) -> list[RunInfo]:

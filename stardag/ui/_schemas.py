@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from stardag.registry import BuildInfo, LineageEdge, LineageNode, RunInfo
+from stardag.registry import BuildInfo, LineageNode, RunInfo
 from stardag.ui._queries import TaskRow
 
 
@@ -102,27 +102,26 @@ class Run(BaseModel):
     verdict: str | None
     recorded_digest: str | None
 
-    @classmethod
-    def of(cls, run: RunInfo) -> Run:
-        """From the registry's `RunInfo`."""
-        label = f"{run.namespace}.{run.name}" if run.namespace else run.name
-        return cls(
-            build_id=run.build_id,
-            task_id=run.task_id,
-            label=label,
-            outcome=run.outcome,
-            started=run.started,
-            ended=run.ended,
-            duration=run.duration,
-            digest=run.digest,
-            size_raw=run.size_raw,
-            fingerprint=run.fingerprint,
-            error_type=run.error_type,
-            error_message=run.error_message,
-            traceback=run.traceback,
-            verdict=run.verdict,
-            recorded_digest=run.recorded_digest,
-        )
+
+def run_data(run: RunInfo) -> dict[str, Any]:
+    """A `Run` as plain data, from the registry's `RunInfo` (lists of runs are long)."""
+    return {
+        "build_id": run.build_id,
+        "task_id": run.task_id,
+        "label": f"{run.namespace}.{run.name}" if run.namespace else run.name,
+        "outcome": run.outcome,
+        "started": run.started,
+        "ended": run.ended,
+        "duration": run.duration,
+        "digest": run.digest,
+        "size_raw": run.size_raw,
+        "fingerprint": run.fingerprint,
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+        "traceback": run.traceback,
+        "verdict": run.verdict,
+        "recorded_digest": run.recorded_digest,
+    }
 
 
 class RunsPage(BaseModel):
@@ -201,19 +200,19 @@ class Node(BaseModel):
     size_raw: int | None
     build_id: str | None
 
-    @classmethod
-    def of(cls, node: LineageNode) -> Node:
-        """From the registry's `LineageNode`."""
-        return cls(
-            id=node.task_id,
-            label=node.label,
-            version=node.version,
-            known=node.known,
-            digest=node.digest,
-            serializer=node.serializer,
-            size_raw=node.size_raw,
-            build_id=node.build_id,
-        )
+
+def node_data(node: LineageNode) -> dict[str, Any]:
+    """A `Node` as plain data, from the registry's `LineageNode` (graphs are big)."""
+    return {
+        "id": node.task_id,
+        "label": node.label,
+        "version": node.version,
+        "known": node.known,
+        "digest": node.digest,
+        "serializer": node.serializer,
+        "size_raw": node.size_raw,
+        "build_id": node.build_id,
+    }
 
 
 class Edge(BaseModel):
@@ -222,11 +221,6 @@ class Edge(BaseModel):
     task_id: str
     dep_id: str
     kind: str
-
-    @classmethod
-    def of(cls, edge: LineageEdge) -> Edge:
-        """From the registry's `LineageEdge`."""
-        return cls(task_id=edge.task_id, dep_id=edge.dep_id, kind=edge.kind)
 
 
 class Lineage(BaseModel):

@@ -9,6 +9,8 @@ import pandas as pd
 
 import stardag as sd
 
+sd.auto_namespace(__name__)  # namespace "ui_tasks": no clash with other tests' tasks
+
 
 @sd.task
 def numbers(limit: int) -> list[int]:

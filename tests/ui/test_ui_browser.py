@@ -61,7 +61,7 @@ def test_click_from_a_build_to_a_task_to_its_upstream(page: Page, served: Served
     page.page.click(f"#lineage .node[data-id='{dag.a.id}']")
     page.page.wait_for_selector(f"#lineage .node.current[data-id='{dag.a.id}']")
     assert page.page.url == f"{served.url}/tasks/{dag.a.id}"
-    assert page.page.locator("h1").inner_text().startswith("total")
+    assert page.page.locator("h1").inner_text().startswith("ui_tasks.total")
     page.page.go_back()
     page.page.wait_for_selector(f"#lineage .node.current[data-id='{dag.id}']")
     assert page.problems == []

@@ -111,6 +111,11 @@
     const ms = performance.now() - started;
     container.dataset.drawnMs = ms.toFixed(1);
     container.dataset.nodes = String(nodes.length);
+    delete container.dataset.paintedMs;
+    // After the next frame is painted: the time since navigation (what a person waits).
+    requestAnimationFrame(() => setTimeout(() => {
+      container.dataset.paintedMs = performance.now().toFixed(1);
+    }, 0));
     return ms;
   }
 
