@@ -293,3 +293,30 @@ def _keys(value: object) -> object:
     if isinstance(value, list):
         return [_keys(v) for v in value]
     return None
+
+
+def test_every_endpoint_over_postgresql(stardag_home: Path, postgres_url: str) -> None:
+    """The same API over a registry on a real PostgreSQL server answers the same questions."""
+    from ui_support import build_filled
+
+    registry = sd.registry.open(postgres_url)
+    ids = build_filled(registry)
+    dag, builds = ids["dag"], ids["builds"]
+    with serving(registry) as server:
+        first = server.api("/builds?limit=2")
+        rest = server.api("/builds?limit=2&before=" + first["next"])
+        assert [b["id"] for b in first["builds"] + rest["builds"]] == [b.id for b in builds]
+        assert server.api(f"/builds/{builds[1].id[:8]}")["status"] == "failed"
+        runs = server.api(f"/builds/{builds[1].id}/runs")["runs"]
+        assert [r["outcome"] for r in runs].count("failed") == 1
+        task = server.api(f"/tasks/{dag.id[:10]}")
+        assert task["params"]["title"] == "Sum" and task["code"]["changed"] is False
+        assert server.api(f"/tasks/{dag.id}/history")[0]["outcome"] == "computed"
+        assert len(server.api(f"/tasks/{dag.id}/lineage")["nodes"]) == 5
+        assert {t["id"] for t in server.api("/search?q=TOTAL")["tasks"]} >= {dag.a.id, dag.b.id}
+        assert server.api("/search?q=t_tal")["tasks"] == []
+        digest = task["output"]["digest"]
+        assert server.api(f"/search?q={digest[:16]}")["digests"][0]["digest"] == digest
+        stats = server.api("/store")
+        assert stats["outputs"] == 12 and stats["compression_ratio"] > 1
+        assert "gc needs roots" in _ready(server)["refused"]
