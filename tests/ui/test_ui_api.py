@@ -320,3 +320,13 @@ def test_every_endpoint_over_postgresql(stardag_home: Path, postgres_url: str) -
         stats = server.api("/store")
         assert stats["outputs"] == 12 and stats["compression_ratio"] > 1
         assert "gc needs roots" in _ready(server)["refused"]
+
+
+def test_history_shows_audit_verdicts(served: Served) -> None:
+    """A real audit of a task shows in its history with its verdict and both digests."""
+    dag = served.ids["dag"]
+    sd.audit(dag, registry=served.registry)
+    runs = served.api(f"/tasks/{dag.id}/history")
+    audited = next(r for r in runs if r["outcome"] == "audited")
+    assert audited["verdict"] == "reproduced"
+    assert audited["digest"] == audited["recorded_digest"] is not None

@@ -33,8 +33,10 @@ def test_every_page_opens_without_errors(page: Page, served: Served) -> None:
     page.open(f"/builds/{failed.id}")
     assert "ValueError: boom at 3" in page.page.locator("#failures pre").inner_text()
     page.shot("build-failed")
+    sd.audit(dag, registry=served.registry)
     page.open(f"/tasks/{dag.id}")
     page.page.wait_for_selector("#lineage svg")
+    assert page.page.locator("#runs .badge.reproduced").count() == 1
     assert page.page.locator("#lineage .node").count() == 5
     assert "Sum: 45 + 190 = 235" in page.page.locator("#preview").inner_text()
     page.shot("task")
