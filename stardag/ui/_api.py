@@ -237,9 +237,11 @@ def _code_of(
     built = node.fingerprint if node.build_id else None
     last_seen = row.fingerprint if row else None
     where = []
-    if node.build_id:
-        info = stardag.registry.build(node.build_id, registry=context.registry)
-        where.append(info.cwd)
+    build_id = node.build_id
+    if build_id:
+        info = context.registry.read(lambda conn: _queries.build_header(conn, build_id))
+        if info is not None:
+            where.append(info.cwd)  # the build ran there: its modules may be found there
     found = _code.code_now(node.module, node.qualname, where)
     now = found.fingerprint if found else None
     current = now or last_seen
