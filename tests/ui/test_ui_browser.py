@@ -76,7 +76,7 @@ def test_a_build_in_another_process_appears_and_finishes(page: Page, served: Ser
         """
         import stardag as sd
         import ui_tasks
-        sd.build(ui_tasks.slow(seconds=3.0, tag="live"))
+        sd.build(ui_tasks.slow(seconds=4.0, tag="live"))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
