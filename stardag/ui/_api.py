@@ -393,17 +393,19 @@ def search(
     text = q.strip()
     hexed = text.lower() if _is_hex(text.lower()) else None
 
-    def query(conn: Connection) -> tuple[list[_queries.TaskRow], list[str], list[str]]:
-        tasks = _queries.tasks_named(conn, text, SEARCH_LIMIT)
+    def query(
+        conn: Connection,
+    ) -> tuple[dict[str, int], list[_queries.TaskRow], list[str], list[str]]:
+        families, tasks = _queries.tasks_named(conn, text, SEARCH_LIMIT)
         digests: list[str] = []
         build_ids: list[str] = []
         if hexed:
             tasks = _queries.tasks_prefixed(conn, hexed, SEARCH_LIMIT) + tasks
             digests = _queries.digests_prefixed(conn, hexed, 10)
             build_ids = _queries.builds_prefixed(conn, hexed, 10)
-        return tasks, digests, build_ids
+        return families, tasks, digests, build_ids
 
-    tasks, digests, build_ids = context.registry.read(query)
+    families, tasks, digests, build_ids = context.registry.read(query)
     unique = list({row.id: row for row in tasks}.values())[:SEARCH_LIMIT]
     hits = [
         _schemas.DigestHit(
@@ -416,7 +418,11 @@ def search(
         for d in digests
     ]
     return _schemas.Search(
-        query=text, tasks=[_schemas.TaskBrief.of(r) for r in unique], digests=hits, builds=build_ids
+        query=text,
+        families=families,
+        tasks=[_schemas.TaskBrief.of(r) for r in unique],
+        digests=hits,
+        builds=build_ids,
     )
 
 

@@ -10,7 +10,6 @@ and every one is bounded by a limit: no page reads a whole table into memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
@@ -19,6 +18,7 @@ from stardag.registry._history import _counts, _runs
 from stardag.registry._writes import BUILDS, ENVIRONMENTS, OUTPUTS, RUNS, TASKS
 
 MAX_PAGE = 500
+MAX_FAMILIES = 20  # task families a name search lists
 
 
 @dataclass(frozen=True)
@@ -103,16 +103,34 @@ def task_row(conn: Connection, task_id: str) -> TaskRow | None:
     return None if row is None else TaskRow(**row._mapping)
 
 
-def tasks_named(conn: Connection, text: str, limit: int) -> list[TaskRow]:
-    """Tasks whose `namespace.name` contains `text` (any case), most recently seen first."""
-    label = func.lower(TASKS.c.namespace + "." + TASKS.c.name)
-    query = (
-        select(TASKS)
-        .where(label.contains(text.lower(), autoescape=True))
-        .order_by(TASKS.c.first_seen.desc(), TASKS.c.id)
-        .limit(min(limit, MAX_PAGE))
+def tasks_named(conn: Connection, text: str, limit: int) -> tuple[dict[str, int], list[TaskRow]]:
+    """Task families whose `namespace.name` contains `text` (any case), with their sizes,
+    and up to `limit` of their tasks, the most recently seen of each family first.
+
+    The families come from the (namespace, name) index alone and are matched here,
+    so the search never scans the task rows themselves; only matching families' rows
+    are read, a few per family.
+    """
+    wanted = text.lower()
+    names = select(TASKS.c.namespace, TASKS.c.name, func.count()).group_by(
+        TASKS.c.namespace, TASKS.c.name
     )
-    return [TaskRow(**row._mapping) for row in conn.execute(query)]
+    families: dict[tuple[str, str], tuple[str, int]] = {}
+    for namespace, name, count in conn.execute(names):
+        label = f"{namespace}.{name}" if namespace else name
+        if wanted in label.lower() and len(families) < MAX_FAMILIES:
+            families[(namespace, name)] = (label, int(count))
+    each = max(1, limit // max(1, len(families)))
+    found: list[TaskRow] = []
+    for namespace, name in families:
+        query = (
+            select(TASKS)
+            .where(TASKS.c.namespace == namespace, TASKS.c.name == name)
+            .order_by(TASKS.c.first_seen.desc(), TASKS.c.id)
+            .limit(each)
+        )
+        found.extend(TaskRow(**row._mapping) for row in conn.execute(query))
+    return dict(families.values()), found[:limit]
 
 
 def tasks_prefixed(conn: Connection, prefix: str, limit: int) -> list[TaskRow]:
@@ -150,28 +168,25 @@ def builds_prefixed(conn: Connection, prefix: str, limit: int) -> list[str]:
 
 
 def totals(conn: Connection) -> Totals:
-    """Counts and sizes of the recorded outputs, a shared blob counted once and per task."""
-    per_blob = (
-        select(
-            OUTPUTS.c.digest,
-            func.max(OUTPUTS.c.size_raw).label("raw"),
-            func.max(OUTPUTS.c.size_stored).label("stored"),
-        )
-        .group_by(OUTPUTS.c.digest)
-        .subquery()
-    )
-    blobs = conn.execute(
-        select(func.count(), func.sum(per_blob.c.raw), func.sum(per_blob.c.stored))
-    ).one()
-    every = conn.execute(select(func.count(), func.sum(OUTPUTS.c.size_raw))).one()
+    """Counts and sizes of the recorded outputs, a shared blob counted once and per task.
+
+    One pass over the outputs in table order, summed here: grouping by digest in SQL
+    would visit the rows in digest order, one random read each.
+    """
+    result = conn.execute(select(OUTPUTS.c.digest, OUTPUTS.c.size_raw, OUTPUTS.c.size_stored))
+    rows = result.cursor.fetchall() if result.cursor is not None else result.fetchall()
+    result.close()
+    unique: dict[str, tuple[int, int]] = {}
+    raw_all = 0
+    for digest, raw, stored in rows:
+        raw_all += raw
+        seen = unique.get(digest)
+        if seen is None or seen < (raw, stored):
+            unique[digest] = (raw, stored)
     return Totals(
-        outputs=int(every[0]),
-        blobs=int(blobs[0]),
-        raw_all=_int(every[1]),
-        raw_unique=_int(blobs[1]),
-        stored_unique=_int(blobs[2]),
+        outputs=len(rows),
+        blobs=len(unique),
+        raw_all=raw_all,
+        raw_unique=sum(raw for raw, _ in unique.values()),
+        stored_unique=sum(stored for _, stored in unique.values()),
     )
-
-
-def _int(value: Any) -> int:
-    return 0 if value is None else int(value)

@@ -257,9 +257,14 @@ class DigestHit(BaseModel):
 
 
 class Search(BaseModel):
-    """What a search found: tasks by name or id prefix, outputs by digest, builds by id."""
+    """What a search found: tasks by name or id prefix, outputs by digest, builds by id.
+
+    `families` are the task families (`namespace.name`) the text names, with how many
+    tasks each has; `tasks` holds the most recently seen of them, and the id matches.
+    """
 
     query: str
+    families: dict[str, int]
     tasks: list[TaskBrief]
     digests: list[DigestHit]
     builds: list[str]

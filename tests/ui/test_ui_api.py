@@ -175,6 +175,7 @@ def test_search_by_name_prefix_and_digest(served: Served) -> None:
     dag = served.ids["dag"]
     by_name = served.api("/search?q=TOTAL")
     assert {t["id"] for t in by_name["tasks"]} >= {dag.a.id, dag.b.id}
+    assert by_name["families"] == {"ui_tasks.total": 3}  # the DAG's two and the failed build's
     assert served.api(f"/search?q={dag.id[:8]}")["tasks"][0]["id"] == dag.id
     digest = served.api(f"/tasks/{dag.id}")["output"]["digest"]
     hits = served.api(f"/search?q={digest[:16]}")["digests"]

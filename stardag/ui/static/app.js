@@ -325,6 +325,11 @@
         d.producers.map((p) => [taskLink(p.id, `${p.label} ${short(p.id)}`), " "])))));
     }
     if (r.builds.length) parts.push(el("h2", {}, "Builds"), el("ul", { id: "found-builds" }, r.builds.map((b) => el("li", {}, buildLink(b)))));
+    const families = Object.entries(r.families || {});
+    if (families.length) {
+      parts.push(el("h2", {}, "Task families"), el("p", { id: "families" }, families.map(([label, n]) =>
+        el("span", { class: "family" }, el("code", {}, label), ` ${n} task${n === 1 ? "" : "s"}`, "\u2003"))));
+    }
     parts.push(el("h2", {}, "Tasks"));
     parts.push(r.tasks.length ? el("table", { id: "found-tasks" }, el("tbody", {}, r.tasks.map((t) => el("tr", {},
       el("td", {}, taskLink(t.id, t.label)), el("td", { class: "mono" }, short(t.id)), el("td", {}, t.version ? "v" + t.version : ""), el("td", {}, when(t.first_seen))))))
