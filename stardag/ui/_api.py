@@ -51,6 +51,7 @@ class Context:
     roots: dict[str, str]  # root key -> URL, the default first
     stores: list[Store]
     gc: GcPreviewer
+    totals: _queries.TotalsCache
 
     def read_record(self, task_id: str) -> tuple[Store | None, ActionRecord | None]:
         """The first store holding an action record of the task, and that record."""
@@ -430,7 +431,7 @@ def search(
 def store_stats(request: Request) -> _schemas.StoreStats:
     """Counts, sizes, compression and deduplication of the recorded outputs."""
     context = _context(request)
-    totals = context.registry.read(_queries.totals)
+    totals = context.totals.get()
     return _schemas.StoreStats(
         registry=context.registry.url,
         roots=context.roots,

@@ -9,11 +9,13 @@ and every one is bounded by a limit: no page reads a whole table into memory.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from stardag.registry import BuildInfo, RunInfo
+from stardag.registry import BuildInfo, Registry, RunInfo
 from stardag.registry._history import _counts, _runs
 from stardag.registry._writes import BUILDS, ENVIRONMENTS, OUTPUTS, RUNS, TASKS
 
@@ -105,7 +107,7 @@ def task_row(conn: Connection, task_id: str) -> TaskRow | None:
 
 def tasks_named(conn: Connection, text: str, limit: int) -> tuple[dict[str, int], list[TaskRow]]:
     """Task families whose `namespace.name` contains `text` (any case), with their sizes,
-    and up to `limit` of their tasks, the most recently seen of each family first.
+    and up to `limit` of their tasks, a few of each family.
 
     The families come from the (namespace, name) index alone and are matched here,
     so the search never scans the task rows themselves; only matching families' rows
@@ -123,13 +125,11 @@ def tasks_named(conn: Connection, text: str, limit: int) -> tuple[dict[str, int]
     each = max(1, limit // max(1, len(families)))
     found: list[TaskRow] = []
     for namespace, name in families:
-        query = (
-            select(TASKS)
-            .where(TASKS.c.namespace == namespace, TASKS.c.name == name)
-            .order_by(TASKS.c.first_seen.desc(), TASKS.c.id)
-            .limit(each)
-        )
-        found.extend(TaskRow(**row._mapping) for row in conn.execute(query))
+        # A few of the family's rows in index order, unsorted: ordering a family of
+        # thousands by first_seen would read every one of its rows.
+        query = select(TASKS).where(TASKS.c.namespace == namespace, TASKS.c.name == name)
+        found.extend(TaskRow(**row._mapping) for row in conn.execute(query.limit(each)))
+    found.sort(key=lambda row: (-row.first_seen, row.id))
     return dict(families.values()), found[:limit]
 
 
@@ -190,3 +190,54 @@ def totals(conn: Connection) -> Totals:
         raw_unique=sum(raw for raw, _ in unique.values()),
         stored_unique=sum(stored for _, stored in unique.values()),
     )
+
+
+class TotalsCache:
+    """`totals` of one registry, kept for `FRESH_SECONDS` and recomputed off-request.
+
+    Summing every output row takes longer than a page may wait on a big registry, so
+    the server starts it when it starts; a request gets the newest sums (waiting only
+    for the very first), and one older than `FRESH_SECONDS` starts a fresh pass.
+    """
+
+    FRESH_SECONDS = 30.0
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._value: Totals | None = None
+        self._at = 0.0
+        self._running = False
+
+    def refresh(self) -> None:
+        """Start a pass in the background unless one is running."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="stardag-ui-totals", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            value = self.registry.read(totals)
+            with self._lock:
+                self._value, self._at = value, time.time()
+        finally:
+            with self._lock:
+                self._running = False
+            self._ready.set()
+
+    def get(self) -> Totals:
+        """The newest sums; computed here if none were ever made (or the last pass failed)."""
+        with self._lock:
+            value, age = self._value, time.time() - self._at
+        if value is None:
+            self._ready.wait(timeout=60)
+            with self._lock:
+                value = self._value
+            if value is None:
+                value = self.registry.read(totals)
+        elif age > self.FRESH_SECONDS:
+            self.refresh()
+        return value

@@ -260,7 +260,7 @@ class Search(BaseModel):
     """What a search found: tasks by name or id prefix, outputs by digest, builds by id.
 
     `families` are the task families (`namespace.name`) the text names, with how many
-    tasks each has; `tasks` holds the most recently seen of them, and the id matches.
+    tasks each has; `tasks` holds a few of each family, and the id matches.
     """
 
     query: str

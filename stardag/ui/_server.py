@@ -17,7 +17,7 @@ from stardag import _config
 from stardag._errors import StardagError
 from stardag.registry import Registry
 from stardag.store._store import Store, store_for
-from stardag.ui import _api
+from stardag.ui import _api, _queries
 from stardag.ui._app import create_app
 from stardag.ui._gcview import GcPreviewer
 from stardag.ui._security import Guard, is_loopback, loopback_hosts
@@ -33,7 +33,9 @@ def context(registry: Registry, roots: dict[str, str] | None = None) -> _api.Con
     roots = {k: roots[k] for k in keys}
     stores: Sequence[Store] = [store_for(url) for url in roots.values()]
     default = stores[0] if stores else store_for(_config.target_root())
-    return _api.Context(registry, roots, list(stores), GcPreviewer(default, registry))
+    totals = _queries.TotalsCache(registry)
+    totals.refresh()  # warm: the store page's first request should not wait for it
+    return _api.Context(registry, roots, list(stores), GcPreviewer(default, registry), totals)
 
 
 def app_for(

@@ -217,6 +217,9 @@
   }
 
   async function taskPage(id) {
+    // A full id needs no lookup: ask for the lineage (the slowest answer) at once.
+    let early = id.length === 64 ? api(`/tasks/${id}/lineage?direction=both`) : null;
+    if (early) early.catch(() => {});
     const t = await api("/tasks/" + encodeURIComponent(id));
     if (t.id !== id) { history.replaceState(null, "", "/tasks/" + t.id); }
     document.title = `${t.label} \u00b7 Stardag`;
@@ -257,7 +260,9 @@
       const d = depth.value === "all" ? "" : "&depth=" + depth.value;
       graphNote.textContent = "loading\u2026";
       try {
-        const data = await api(`/tasks/${t.id}/lineage?direction=${direction.value}${d}`);
+        const fresh = direction.value === "both" && !d && early;
+        const data = await (fresh || api(`/tasks/${t.id}/lineage?direction=${direction.value}${d}`));
+        early = null;
         window.StardagGraph.draw(graph, data, t.id, (other) => go("/tasks/" + other));
         graphNote.textContent = `${data.nodes.length} tasks, ${data.edges.length} edges` + (data.truncated ? " (cut: the nearest shown)" : "") + "; click a task to open it, drag to pan, scroll to zoom";
       } catch (error) { graphNote.textContent = ""; graph.replaceChildren(failed(error)); }
