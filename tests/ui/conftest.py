@@ -27,9 +27,13 @@ def served(stardag_home: Path) -> Iterator[Served]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium through Playwright (one per test session)."""
+    """Headless Debian Chromium through Playwright, one per test module.
+
+    Not one per session: Playwright's sync API runs an event loop on this thread
+    while it is open, and tests after these would find it running.
+    """
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/_system_deps.sh (apt install chromium)")
     from playwright.sync_api import sync_playwright
