@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stardag._errors import StardagError, UnknownRootKeyError
+from stardag._errors import ConfigError, UnknownRootKeyError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,11 +100,13 @@ def _parse_roots_json(raw: str) -> dict[str, str]:
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise StardagError(f"{_ROOTS_VAR} is not valid JSON: {exc}") from None
+        raise ConfigError(f"{_ROOTS_VAR} is not valid JSON ({exc}): {raw!r}") from None
     if not isinstance(parsed, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
     ):
-        raise StardagError(f'{_ROOTS_VAR} must be a JSON object like {{"default": "/path"}}')
+        raise ConfigError(
+            f'{_ROOTS_VAR} must be a JSON object like {{"default": "/path"}}, not {raw!r}'
+        )
     return parsed
 
 
@@ -165,7 +167,7 @@ def _parse_config(path: str, _mtime: int, _size: int) -> dict[str, Any]:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise StardagError(f"config file {path} cannot be read: {exc}") from None
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
     _check_config(path, data)
     return data
 
@@ -173,11 +175,11 @@ def _parse_config(path: str, _mtime: int, _size: int) -> dict[str, Any]:
 def _check_config(path: str, data: dict[str, Any]) -> None:
     profiles = data.get("profile", {})
     if not isinstance(profiles, dict) or not isinstance(data.get("default", {}), dict):
-        raise StardagError(f"config file {path}: [profile.NAME] and [default] must be tables")
+        raise ConfigError(f"config file {path}: [profile.NAME] and [default] must be tables")
     for name, values in profiles.items():
         unknown = set(values) - set(PROFILE_KEYS) if isinstance(values, dict) else {"?"}
         if unknown:
-            raise StardagError(
+            raise ConfigError(
                 f"config file {path}: profile {name!r} has unknown settings {sorted(unknown)} "
                 f"(known: {', '.join(PROFILE_KEYS)})"
             )
@@ -204,7 +206,7 @@ def profiles() -> dict[str, Profile]:
 def _profile(name: str, values: dict[str, Any], sources: dict[str, str]) -> Profile:
     roots = values.get("target_roots", {})
     if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
-        raise StardagError(
+        raise ConfigError(
             f"profile {name!r}: target_roots must be a table of strings ({sources['target_roots']})"
         )
     return Profile(
@@ -219,7 +221,7 @@ def _profile(name: str, values: dict[str, Any], sources: dict[str, str]) -> Prof
 def _text(value: Any, name: str, key: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise StardagError(f"profile {name!r}: {key} must be a string, not {value!r}")
+    raise ConfigError(f"profile {name!r}: {key} must be a string, not {value!r}")
 
 
 def active_profile_name() -> tuple[str | None, str]:
@@ -244,7 +246,7 @@ def active_profile() -> Profile | None:
     found = profiles()
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
-        raise StardagError(
+        raise ConfigError(
             f"profile {name!r} (chosen by {chosen_by}) is not defined (defined: {known}); "
             "`stardag config profile add` defines one"
         )

@@ -15,7 +15,8 @@ StardagError
 │   ├── InvalidKeyError          a digest or task id that is not 64 lowercase hex
 │   └── BackendError             the storage backend failed (unreachable, denied, full)
 ├── TargetNotFoundError          a task's output does not exist (not built yet)
-├── UnknownRootKeyError          a target root key that is not configured
+├── ConfigError                  a Stardag setting (an environment variable) is malformed
+│   └── UnknownRootKeyError      a target root key that is not configured
 ├── TaskFailedError              a task raised while running (wraps its error)
 │   └── BuildInterruptedError    the build was interrupted (Ctrl-C) before the task finished
 ├── OptionalDependencyError      a value's type needs a package that is not installed
@@ -24,6 +25,7 @@ StardagError
 │   ├── RegistryUnwritableError  read-only, full or unreachable (build fails first)
 │   ├── RegistryUnreachableError the registry's server cannot be reached (down, wrong address)
 │   ├── RegistrySchemaError      made by a newer schema, or not a registry at all
+│   ├── RegistryCorruptError     the registry's database file is damaged
 │   ├── TaskNotFoundError        no recorded task matches an id, prefix or digest
 │   ├── AmbiguousTaskIdError     a prefix matches several recorded tasks
 │   └── RegistryNotFoundError    no registry exists there yet (nothing was built)
@@ -146,7 +148,11 @@ class TargetNotFoundError(StardagError, FileNotFoundError):
         self.task_id = task_id
 
 
-class UnknownRootKeyError(StardagError, KeyError):
+class ConfigError(StardagError):
+    """A Stardag setting is malformed (such as `STARDAG_TARGET_ROOTS` that is not JSON)."""
+
+
+class UnknownRootKeyError(ConfigError, KeyError):
     """A target root key is not configured."""
 
     def __init__(self, key: str, known: list[str]) -> None:
@@ -195,6 +201,10 @@ class RegistryUnreachableError(RegistryError):
 
     `.url` is the URL without its password.
     """
+
+
+class RegistryCorruptError(RegistryError):
+    """The registry's database file is damaged (not a database, or malformed pages)."""
 
 
 class RegistrySchemaError(RegistryError):

@@ -105,3 +105,35 @@ def _print(report: VerifyReport) -> None:
         f"rows and {report.temp_files} temp files in {report.store}{sampled}{registry}: "
         f"{len(report.errors)} errors, {len(report.warnings)} warnings"
     )
+
+
+@app.command()
+@command
+def reindex(
+    root: Annotated[
+        str | None,
+        typer.Option("--root", metavar="KEY", help="Only this root key (default: every one)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rebuild the registry's task, edge and output rows from the stores' action records.
+
+    Creates the registry if there is none (move a damaged one aside first). Builds
+    and runs are not in the store, so they cannot be recovered.
+    """
+    import stardag.registry
+    from stardag.cli._common import registry, stores
+
+    known = registry(create=True)
+    reports = [
+        stardag.registry.reindex(each, registry=known)
+        for each in ([store(root)] if root is not None else stores())
+    ]
+    if as_json:
+        print_json(reports)
+        return
+    for report in reports:
+        skipped = f", {report.invalid} unreadable records skipped" if report.invalid else ""
+        console().print(
+            f"reindexed {report.records} records from {report.store}{skipped}", highlight=False
+        )

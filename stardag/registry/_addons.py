@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import weakref
 
-from sqlalchemy import Boolean, Column, Connection, Float, Index, MetaData, String, Table
+from sqlalchemy import Boolean, Column, Connection, Float, Index, MetaData, String, Table, inspect
 
+from stardag._errors import RegistryUnwritableError
 from stardag.registry._db import Registry, lock_schema
 
 ADDONS = MetaData()
@@ -57,7 +58,11 @@ _LOCK = threading.Lock()
 
 
 def ensure(registry: Registry) -> None:
-    """Create the add-on tables in `registry` if they are missing (once per object)."""
+    """Create the add-on tables in `registry` if they are missing (once per object).
+
+    Checked in a read transaction first, so a registry that has them all is never
+    written to: the read-only commands work on a read-only registry.
+    """
     with _LOCK:
         if registry in _READY:
             return
@@ -66,6 +71,25 @@ def ensure(registry: Registry) -> None:
         lock_schema(conn)
         ADDONS.create_all(conn, checkfirst=True)
 
-    registry.write(create)
+    if registry.read(_missing):
+        registry.write(create)
     with _LOCK:
         _READY.add(registry)
+
+
+def readable(registry: Registry) -> bool:
+    """`ensure`, for readers: False when the tables are missing and cannot be made now.
+
+    A read-only registry that never had a pin or an audit lacks the tables; to a
+    reader that means no rows, not an error.
+    """
+    try:
+        ensure(registry)
+    except RegistryUnwritableError:
+        return False
+    return True
+
+
+def _missing(conn: Connection) -> bool:
+    present = set(inspect(conn).get_table_names())
+    return any(name not in present for name in ADDONS.tables)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from stardag.registry._addons import AUDITS, ensure
+from stardag.registry._addons import AUDITS, ensure, readable
 from stardag.registry._db import Registry, resolve
 
 REPRODUCED = "reproduced"  # the re-run wrote the recorded digest
@@ -42,7 +42,8 @@ def record_verdicts(verdicts: Sequence[Verdict], registry: Registry | str | None
 def verdicts(task_id: str | None = None, registry: Registry | str | None = None) -> list[Verdict]:
     """Audit verdicts, newest first: of one task id, or of every task."""
     opened = resolve(registry)
-    ensure(opened)
+    if not readable(opened):
+        return []
     return opened.read(lambda conn: _select(conn, task_id))
 
 

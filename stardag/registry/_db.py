@@ -45,6 +45,7 @@ from sqlmodel import SQLModel
 from stardag._config import active_profile, stardag_home
 from stardag._errors import (
     OptionalDependencyError,
+    RegistryCorruptError,
     RegistryError,
     RegistryLockedError,
     RegistrySchemaError,
@@ -247,9 +248,10 @@ def _is_locked(exc: DBAPIError) -> bool:
 
 
 _ESCAPE = (
-    "Point STARDAG_REGISTRY_URL (or STARDAG_HOME) at a writable place, or build with "
-    "registry=None to build without recording."
+    "Point STARDAG_REGISTRY_URL (or STARDAG_HOME) at a writable place, or build without "
+    "recording: STARDAG_NO_REGISTRY=1 (sd.build(..., registry=None) in Python)."
 )
+_CORRUPT = ("not a database", "malformed", "corrupt")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -281,6 +283,13 @@ def _translate(exc: DBAPIError, url: str) -> RegistryError:
             url=shown,
         )
     lowered = message.lower()
+    if any(word in lowered for word in _CORRUPT):
+        return RegistryCorruptError(
+            f"registry {shown} is damaged ({message}). Move the file aside and run "
+            "`stardag reindex` to rebuild it from the store, or build without recording: "
+            "STARDAG_NO_REGISTRY=1",
+            url=shown,
+        )
     if any(word in lowered for word in ("readonly", "read-only", "full", "unable to open")):
         return RegistryUnwritableError(
             f"registry {shown} cannot be written: {message}. " + _ESCAPE, url=shown

@@ -2,16 +2,19 @@
 
 `sd.registry.open` creates a registry on first use, which is right for a build
 and wrong for `stardag status`: asking about a registry that was never made
-should say so, not leave an empty file behind.
+should say so, not leave an empty file behind. An SQLite registry this process
+cannot write (another user's, or on a read-only disk) is opened read-only, so
+the commands that only read it still work.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 
 from sqlalchemy import make_url
 
-from stardag._errors import RegistryNotFoundError
+from stardag._errors import RegistryNotFoundError, RegistryUnwritableError
 from stardag.registry._db import Registry, default_url, open_registry
 
 
@@ -42,4 +45,24 @@ def open_existing(url: str | None = None) -> Registry:
             "an existing one",
             url=url,
         )
-    return open_registry(url)
+    try:
+        return open_registry(url)
+    except RegistryUnwritableError:
+        path = registry_file(url)
+        if path is None:
+            raise
+        return open_read_only(path)
+
+
+def open_read_only(path: str) -> Registry:
+    """An SQLite registry file opened for reading only.
+
+    SQLite reads a WAL database read-only when its `-shm` file exists or can be
+    made; in a folder nobody may write to, only as `immutable` (no locking:
+    right for a file that nobody can change while it is read).
+    """
+    base = "sqlite:///file:" + urllib.parse.quote(path) + "?mode=ro&uri=true"
+    try:
+        return open_registry(base)
+    except RegistryUnwritableError:
+        return open_registry(base + "&immutable=1")

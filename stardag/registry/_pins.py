@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, select
 
 from stardag import _hashing
 from stardag._errors import InvalidKeyError, TaskReferenceError
-from stardag.registry._addons import PINS, ensure
+from stardag.registry._addons import PINS, ensure, readable
 from stardag.registry._db import Registry, resolve
 from stardag.task._base import BaseTask
 
@@ -54,8 +54,7 @@ def unpin(name: str, registry: Registry | str | None = None) -> Pin | None:
 def pins(registry: Registry | str | None = None) -> list[Pin]:
     """Every pin, by name."""
     opened = resolve(registry)
-    ensure(opened)
-    return opened.read(_all)
+    return opened.read(_all) if readable(opened) else []
 
 
 def _put(conn: Connection, found: Pin) -> None:

@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
@@ -21,10 +22,15 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
-def shell(*args: str, cwd: Path = TESTS) -> subprocess.CompletedProcess[str]:
-    """Run `stardag ARGS` as the installed console script, from a fresh shell."""
+def shell(
+    *args: str, cwd: Path = TESTS, prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run `stardag ARGS` as the installed console script, from a fresh shell.
+
+    `prefix` runs it under another command (such as `setpriv ...`).
+    """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    line = shlex.join(["stardag", *args])
+    line = shlex.join([*prefix, "stardag", *args])
     return subprocess.run(
         ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
