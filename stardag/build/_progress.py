@@ -3,7 +3,9 @@
 `Progress` is a `BuildListener`: pass it to a build (`sd.build(task, progress=True)`
 does) and it shows the total, how many are done, cached, running and failed, and the
 names of the tasks running now. Without a terminal it prints one line per finished
-task, which reads well in CI logs.
+task, which reads well in CI logs. Nothing shows until the first task event: a build
+that stops before it touches a task (bad settings, a dependency cycle) leaves only
+its error.
 """
 
 from __future__ import annotations
@@ -28,16 +30,28 @@ class Progress:
         self.total = 0
         self.started = time.monotonic()
         self._display: Any = None
+        self._start: BuildEvent | None = None  # BUILD_STARTED, until a task event shows it
 
     def handle(self, event: BuildEvent) -> None:
         """Update the counts and the display for one event."""
         with self.lock:
             self.total = max(self.total, event.total)
             self._count(event)
-            if self.live:
-                self._refresh(event)
-            else:
-                self._log(event)
+            if event.kind is EventKind.BUILD_STARTED:
+                self._start = event
+                return
+            if self._start is not None:
+                if event.kind is EventKind.BUILD_ENDED:
+                    return  # no task was touched: the build's error says it all
+                self._show(self._start)
+                self._start = None
+            self._show(event)
+
+    def _show(self, event: BuildEvent) -> None:
+        if self.live:
+            self._refresh(event)
+        else:
+            self._log(event)
 
     def _count(self, event: BuildEvent) -> None:
         kind, task = event.kind, event.task

@@ -8,7 +8,9 @@ last batch, so the registry is complete when `sd.build` returns. The
 writer thread is the only one that touches its SQLite connection.
 
 The build row is written before the engine starts (`Recorder.start`): that
-write is the check that the registry is writable, before any task runs.
+write is the check that the registry is writable, before any task runs. A build
+that stops on bad settings (`ConfigError`, such as an unconfigured root key)
+before it starts a task never happened: its build row is removed again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from stardag._errors import RegistryError, RegistryUnreachableError
+from stardag._errors import ConfigError, RegistryError, RegistryUnreachableError
 from stardag._version import __version__
 from stardag.build._events import BuildEvent, EventKind
 from stardag.build._labels import current_labels
@@ -53,6 +55,7 @@ class Recorder:
         self._events: list[BuildEvent] = []
         self._ended = False
         self._build_error: BaseException | None = None
+        self._started_a_task = False
         self.failure: RegistryError | None = None
         self._rows = RowMaker(build_id)
         self._cwd = ""
@@ -97,6 +100,8 @@ class Recorder:
         """Buffer one event; at the end of the build, wait until everything is written."""
         with self._cond:
             self._events.append(event)
+            if event.kind is EventKind.TASK_STARTED:
+                self._started_a_task = True
             if event.kind is EventKind.BUILD_ENDED:
                 self._ended = True
                 self._cond.notify()
@@ -145,6 +150,8 @@ class Recorder:
             if ended:
                 if unsent:
                     self._fail(_unrecorded(self.registry, self.build_id, unsent))
+                else:
+                    self._forget_if_never_started()
                 return
 
     def _send(self, unsent: list[BatchRows]) -> list[BatchRows]:
@@ -158,6 +165,14 @@ class Recorder:
                 return unsent
             unsent.pop(0)
         return unsent
+
+    def _forget_if_never_started(self) -> None:
+        if not isinstance(self._build_error, ConfigError) or self._started_a_task:
+            return
+        try:
+            self.registry.write(lambda conn: _writes.delete_build(conn, self.build_id))
+        except Exception as exc:  # noqa: BLE001  # reported at the end of the build
+            self._fail(exc)
 
     def _take(self) -> tuple[list[BuildEvent], bool]:
         with self._cond:

@@ -37,15 +37,18 @@ class FailModeChoice(str, enum.Enum):
 
 
 class _Outcome:
-    """A listener that keeps the summary the build ends with."""
+    """A listener that keeps the summary the build ends with, and whether it touched a task."""
 
     summary: Any = None
+    touched_a_task = False
 
     def handle(self, event: Any) -> None:
         from stardag.build._events import EventKind
 
         if event.kind is EventKind.BUILD_ENDED:
             self.summary = event.summary
+        elif event.task is not None:
+            self.touched_a_task = True
 
 
 @app.command()
@@ -71,13 +74,18 @@ def build(
     ] = FailModeChoice.fail_fast,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Live display (default: on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show progress: live on a terminal, else a line per task (the default). "
+            "--no-progress prints the summary only.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print what would run and what is complete; run nothing."),
     ] = False,
     as_json: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Build tasks and their upstream, showing progress; exit 1 if anything failed."""
     import stardag as sd
@@ -92,7 +100,7 @@ def build(
     outcome = _Outcome()
     mode = sd.FailMode.CONTINUE if fail_mode is FailModeChoice.continue_ else sd.FailMode.FAIL_FAST
     listeners: list[BuildListener] = [outcome]
-    if not as_json or progress:
+    if progress is not False and not quiet and (not as_json or progress):
         listeners.insert(0, Progress(sys.stderr, live=progress))
     try:
         summary = sd.build(tasks, fail_mode=mode, max_workers=workers, listeners=listeners)
@@ -100,20 +108,21 @@ def build(
         console().print(f"[yellow]build interrupted[/yellow]: {outcome.summary or 'not started'}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # a task's own error (fail fast): show it, exit 1
-        if isinstance(exc, sd.StardagError) and outcome.summary is None:
-            raise  # the build never started (a cycle, an unwritable registry): one line
+        if isinstance(exc, sd.StardagError) and not outcome.touched_a_task:
+            raise  # it stopped before any task (bad settings, a cycle, the registry): one line
         traceback.print_exception(exc, file=sys.stderr)
         if as_json and outcome.summary is not None:
             print_json(_summary_json(outcome.summary))
         else:
-            _report_failures(outcome.summary)
+            _report_failures(outcome.summary, quiet)
         raise typer.Exit(EXIT_FAILED) from None
     if as_json:
         print_json(_summary_json(summary))
     elif summary.ok:
-        console().print(f"[green]build succeeded[/green]: {summary}")
+        if not quiet:
+            console().print(f"[green]build succeeded[/green]: {summary}")
     else:
-        _report_failures(summary)
+        _report_failures(summary, quiet)
     if not summary.ok:
         raise typer.Exit(EXIT_FAILED)
 
@@ -205,8 +214,8 @@ def _dry_run(roots: list[BaseTask], as_json: bool) -> None:
     )
 
 
-def _report_failures(summary: Any) -> None:
-    out = console()
+def _report_failures(summary: Any, quiet: bool) -> None:
+    out = _stderr_console() if quiet else console()
     if summary is None:
         out.print("[red]build failed[/red]")
         return
@@ -214,3 +223,9 @@ def _report_failures(summary: Any) -> None:
         name = summary.names.get(task_id, "?")
         out.print(f"[red]failed[/red] {name} {task_id[:12]}: {type(error).__name__}: {error}")
     out.print(f"[red]build failed[/red]: {summary}")
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)

@@ -76,7 +76,8 @@ def _is_bad_input(exc: BaseException) -> bool:
         _errors.RegistryNotFoundError,
         _errors.NoGcRootsError,
         _errors.InvalidKeyError,
-        _errors.UnknownRootKeyError,
+        _errors.ConfigError,  # a malformed setting, an unconfigured root key
+        _errors.UnknownRemoteError,
     )
     return isinstance(exc, bad)
 

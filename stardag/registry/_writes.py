@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag import _hashing
@@ -208,6 +208,12 @@ def put_build(conn: Connection, row: Row) -> None:
 def update_build(conn: Connection, build_id: str, values: Row) -> None:
     """Change columns of a build row."""
     conn.execute(update(BUILDS).where(BUILDS.c.id == build_id).values(**values))
+
+
+def delete_build(conn: Connection, build_id: str) -> None:
+    """Remove a build row and its runs (a build that stopped before it started a task)."""
+    conn.execute(delete(RUNS).where(RUNS.c.build_id == build_id))
+    conn.execute(delete(BUILDS).where(BUILDS.c.id == build_id))
 
 
 def fill_cached_digests(conn: Connection, build_id: str) -> None:

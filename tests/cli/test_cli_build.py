@@ -61,3 +61,54 @@ def test_build_from_a_fresh_shell() -> None:
     assert first.returncode == 0, first.stderr
     second = shell("build", "cli_tasks:summed")
     assert second.returncode == 0 and "1 already complete" in second.stdout
+
+
+def test_quiet_prints_nothing_but_errors() -> None:
+    """--quiet: a build that succeeds prints nothing; a failing one only its errors, on stderr."""
+    result = invoke("build", "cli_tasks:summed", "--quiet")
+    assert result.exit_code == 0 and cli_tasks.summed.complete()
+    assert (result.stdout, result.stderr) == ("", "")
+    failed = invoke("build", "cli_tasks:failing", "-q")
+    assert failed.exit_code == 1 and failed.stdout == ""
+    assert "this task always fails" in failed.stderr and "  done " not in failed.stderr
+
+
+def test_no_progress_prints_the_summary_only() -> None:
+    """--no-progress: no line per task and no build lines, just the summary."""
+    result = invoke("build", "cli_tasks:summed", "--no-progress")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout.startswith("build succeeded") and result.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "reference", "words"),
+    [
+        ({"STARDAG_TARGET_ROOTS": "{not json"}, "cli_tasks:summed", "not valid JSON"),
+        ({"STARDAG_TARGET_ROOTS": '["a list"]'}, "cli_tasks:summed", "JSON object"),
+        ({}, "cli_tasks:misplaced", "'elsewhere'"),
+    ],
+    ids=["not-json", "not-an-object", "unconfigured-root-key"],
+)
+def test_bad_settings_are_one_line_exit_2_and_no_build_recorded(
+    monkeypatch: pytest.MonkeyPatch, setting: dict[str, str], reference: str, words: str
+) -> None:
+    """A malformed STARDAG_TARGET_ROOTS, an unconfigured root key: one line, exit 2, no build."""
+    sd.build(cli_tasks.base)  # the registry exists, with one build
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("build", reference)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stardag: error: ") and words in lines[0]
+    monkeypatch.delenv("STARDAG_TARGET_ROOTS", raising=False)
+    assert len(sd.registry.builds()) == 1
+
+
+def test_an_unconfigured_root_key_records_no_build_from_the_api() -> None:
+    """sd.build raises UnknownRootKeyError (a ConfigError) and leaves no failed build behind."""
+    sd.build(cli_tasks.base)
+    with pytest.raises(sd.ConfigError, match="elsewhere"):
+        sd.build(cli_tasks.misplaced)
+    assert [b.status for b in sd.registry.builds()] == ["succeeded"]

@@ -99,3 +99,15 @@ def test_no_registry_from_a_fresh_shell() -> None:
     done = shell("history")
     assert done.returncode == 2 and "no registry" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("built")
+def test_a_malformed_target_roots_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STARDAG_TARGET_ROOTS that is not a JSON object: one line naming it, exit 2."""
+    monkeypatch.setenv("STARDAG_TARGET_ROOTS", "/just/a/path")
+    _one_line_error(invoke("status", "cli_tasks:summed"), "STARDAG_TARGET_ROOTS")
+
+
+def test_removing_a_remote_that_is_not_configured() -> None:
+    """`remote remove NOSUCH`: one line that names it, exit 2."""
+    _one_line_error(invoke("remote", "remove", "NOSUCH"), "NOSUCH")

@@ -62,6 +62,12 @@ def checkpoint(steps: int) -> sd.Directory:
     return out
 
 
+@sd.task(target_root_key="elsewhere")
+def kept_elsewhere(limit: int) -> list[int]:
+    """Stored under the root key "elsewhere", which tests leave unconfigured."""
+    return list(range(limit))
+
+
 BIG = 3000
 base = numbers(limit=BIG)
 summed = total(values=base)
@@ -74,3 +80,4 @@ failing = broken(values=numbers(limit=5))
 both = [pipeline, other]
 not_a_task = 42
 mixed = [failing, other]
+misplaced = total(values=kept_elsewhere(limit=3))  # its upstream's root key is not configured
