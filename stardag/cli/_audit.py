@@ -17,6 +17,7 @@ from stardag.cli._common import (
     registry,
     stores,
     task_id,
+    verdict_json,
 )
 
 
@@ -44,7 +45,8 @@ def audit(
         target = rebuild(task_id(task, known), known, stores())
     report = run_audit(target, upstream=upstream, registry=known)
     if as_json:
-        print_json({"task_id": report.root_id, "verdicts": [v.__dict__ for v in report.verdicts]})
+        verdicts = [verdict_json(v) for v in report.verdicts]
+        print_json({"task_id": report.root_id, "verdicts": verdicts})
     else:
         out = console()
         for verdict in report.verdicts:

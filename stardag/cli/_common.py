@@ -182,6 +182,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def verdict_json(verdict: Any) -> dict[str, Any] | None:
+    """An audit verdict as JSON data, its time in ISO 8601 like every other time."""
+    if verdict is None:
+        return None
+    return {**verdict.__dict__, "audited": iso(verdict.audited)}
+
+
 def size(count: float) -> str:
     """Bytes for people: 1.2 MiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -16,6 +16,7 @@ from stardag.cli._common import (
     registry,
     stores,
     task_id,
+    verdict_json,
     when,
 )
 
@@ -41,12 +42,12 @@ def history(
     else:
         entries = stardag.registry.history(found, limit=limit, registry=known)
         runs = [run for run in entries if run.outcome != "audited"]  # audits: own table
-    audits = [v.__dict__ for v in _audits.verdicts(found, known)[:limit]]
+    verdicts = _audits.verdicts(found, known)[:limit]
     if as_json:
-        print_json({"task_id": found, "runs": runs, "audits": audits})
+        print_json({"task_id": found, "runs": runs, "audits": [verdict_json(v) for v in verdicts]})
         return
     _print_runs(runs)
-    _print_audits(audits)
+    _print_audits([v.__dict__ for v in verdicts])
 
 
 def _print_runs(runs: list[RunInfo]) -> None:

@@ -21,6 +21,7 @@ from stardag.cli._common import (
     size,
     stores,
     task_id,
+    verdict_json,
     when,
 )
 
@@ -58,6 +59,8 @@ def _facts(task: str, describe: Any, as_json: bool) -> dict[str, Any] | None:
     known = registry()
     facts: dict[str, Any] = describe(task_id(task, known), known, stores())
     if as_json:
+        if "last_audit" in facts:
+            facts = facts | {"last_audit": verdict_json(facts["last_audit"])}
         print_json(facts)
         return None
     return facts
@@ -144,6 +147,7 @@ def cat(
 
     everywhere = stores()
     known = registry() if _registry_exists() else None
+    key = key if ":" in key else key.lower()  # ids and digests in either case
     if len(key) == 64 and not _is_task(key, known):
         _cat_blob(key, everywhere, known)
         return

@@ -96,11 +96,13 @@ def list_remotes(as_json: JsonFlag = False) -> None:
         return
     if not rows:
         console().print("no remotes (stardag remote add NAME URL adds one)")
+    names = max((len(str(row["name"])) for row in rows), default=0)
+    urls = max((len(str(row["url"])) for row in rows), default=0)
     for row in rows:
-        flags = [f for f in ("trusted", "write_through") if row[f]]
+        flags = ", ".join(f for f in ("trusted", "write_through") if row[f])
         mark = "*" if row["active"] else " "
-        extra = f"  ({', '.join(flags)})" if flags else ""
-        console().print(f"{mark} {row['name']}  {row['url']}{extra}", highlight=False)
+        line = f"{mark} {row['name']:<{names}}  {row['url']:<{urls}}  {flags}"
+        console().print(line.rstrip(), highlight=False, markup=False)
 
 
 @app.command()

@@ -3,7 +3,7 @@
 - `module:attr` imports `module` (with the current directory on the import path,
   as `python -m` has it) and takes `attr` (dotted for nested attributes): a task,
   or for `stardag build` a list or tuple of tasks.
-- A full task id or an id prefix (lowercase hex) is looked up among the tasks the
+- A full task id or an id prefix (hex, in either case) is looked up among the tasks the
   registry knows and the action records in the stores; a prefix must match one.
 
 Anything else is a `TaskReferenceError`; an id or prefix that matches nothing is a
@@ -164,11 +164,12 @@ def resolve_task_id(reference: str, registry: Registry | None, stores: Sequence[
     """The task id `reference` names: `module:attr`, a known id, or a unique id prefix."""
     if is_import_reference(reference):
         return task_named(reference).id
-    if not _HEX.fullmatch(reference):
+    if not _HEX.fullmatch(reference.lower()):
         raise TaskReferenceError(
-            f"{reference!r} is not a task id, an id prefix (lowercase hex) or module:attribute",
+            f"{reference!r} is not a task id, an id prefix (hex) or module:attribute",
             reference=reference,
         )
+    reference = reference.lower()
     matches = find_task_ids(reference, registry, stores)
     if not matches:
         raise TaskNotFoundError(

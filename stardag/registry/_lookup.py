@@ -63,7 +63,13 @@ def task_id(conn: Connection, ref: TaskRef) -> str:
 
 def build_id(conn: Connection, ref: str) -> str:
     """The build id a full id or unique prefix names."""
-    text = _hex(ref)
+    text = ref.strip().lower()
+    if not _HEX.fullmatch(text):
+        raise TaskReferenceError(
+            f"{ref!r} is not a build id: give a build id or a unique prefix of one "
+            "(hex, as `stardag builds` lists them)",
+            reference=ref,
+        )
     ids = _prefixed(conn, BUILDS.c.id, text)
     if len(ids) == 1:
         return ids[0]
@@ -76,7 +82,7 @@ def _hex(ref: str) -> str:
     text = ref.strip().lower()
     if not _HEX.fullmatch(text):
         raise TaskReferenceError(
-            f"{ref!r} is not a task id, an id prefix or a blob digest (lowercase hex)",
+            f"{ref!r} is not a task id, an id prefix or a blob digest (hex)",
             reference=ref,
         )
     return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cli_tasks
 from cli_support import invoke, shell
@@ -62,3 +63,37 @@ def test_history_builds_and_explain_from_a_fresh_shell() -> None:
     assert "computed" in shell("history", cli_tasks.summed.id[:8]).stdout
     assert "succeeded" in shell("builds").stdout
     assert "complete" in shell("explain", "cli_tasks:summed").stdout
+
+
+def test_audit_times_in_json_are_iso_8601() -> None:
+    """`audited` reads like every other time in --json: ISO 8601 UTC, not epoch seconds."""
+    sd.build(cli_tasks.summed)
+    audit = json.loads(invoke("audit", "cli_tasks:summed", "--json").stdout)
+    history = json.loads(invoke("history", "cli_tasks:summed", "--json").stdout)
+    status = json.loads(invoke("status", "cli_tasks:summed", "--json").stdout)
+    times = [
+        audit["verdicts"][0]["audited"],
+        history["audits"][0]["audited"],
+        status["last_audit"]["audited"],
+    ]
+    for each in times:
+        assert isinstance(each, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", each)
+
+
+def test_builds_with_something_not_a_build_id() -> None:
+    """`builds zzzz`: one line saying it wants a build id, exit 2."""
+    sd.build(cli_tasks.summed)
+    result = invoke("builds", "zzzz")
+    assert result.exit_code == 2
+    assert "is not a build id" in result.stderr and "task id" not in result.stderr
+
+
+def test_id_prefixes_are_case_insensitive() -> None:
+    """An id prefix in capitals names the same task and build as in lowercase."""
+    sd.build(cli_tasks.summed)
+    upper = cli_tasks.summed.id[:10].upper()
+    for command in (["status"], ["show"], ["lineage"], ["history"], ["cat"]):
+        result = invoke(*command, upper)
+        assert result.exit_code == 0, (command, result.output)
+    build_id = sd.registry.builds()[0].id
+    assert invoke("builds", build_id[:8].upper()).exit_code == 0
