@@ -47,6 +47,9 @@ def history(
         print_json({"task_id": found, "runs": runs, "audits": [verdict_json(v) for v in verdicts]})
         return
     _print_runs(runs)
+    failed = next((run for run in runs if run.outcome == "failed"), None)
+    if found is not None and failed is not None:
+        print_failure(failed)
     _print_audits([v.__dict__ for v in verdicts])
 
 
@@ -65,9 +68,34 @@ def _print_runs(runs: list[RunInfo]) -> None:
             f"{run.duration:.2f}" if run.duration is not None else "-",
             run.build_id[:8],
             (run.digest or "-")[:12],
-            (run.error_type or "").rsplit(".", 1)[-1],
+            _error_line(run),
         )
     console().print(table if runs else "no runs recorded")
+
+
+ERROR_CHARS = 80
+
+
+def _error_line(run: RunInfo) -> str:
+    if not run.error_type:
+        return ""
+    kind = run.error_type.rsplit(".", 1)[-1]
+    message = " ".join((run.error_message or "").split())
+    line = f"{kind}: {message}" if message else kind
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…"
+
+
+def print_failure(run: RunInfo) -> None:
+    """A failed run's error and traceback, as the task raised them."""
+    out = console()
+    family = f"{run.namespace}.{run.name}" if run.namespace else run.name
+    out.print(
+        f"[red]failed[/red] {family} {run.task_id[:12]} at {run.started:%Y-%m-%d %H:%M:%S}Z "
+        f"in build {run.build_id[:8]}:"
+    )
+    kind = run.error_type or "error"
+    text = run.traceback or f"{kind}: {run.error_message or ''}"
+    out.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _outcome(outcome: str) -> str:
@@ -128,7 +156,9 @@ def _print_builds(rows: list[BuildInfo]) -> None:
         table.add_column(column)
     for row in rows:
         secs = f"{row.duration:.1f}" if row.duration is not None else "-"
-        status = {"succeeded": "green", "failed": "red"}.get(row.status, "yellow")
+        status = {"succeeded": "green", "failed": "red", "abandoned": "magenta"}.get(
+            row.status, "yellow"
+        )
         table.add_row(
             row.id[:8],
             f"{row.started:%Y-%m-%d %H:%M:%S}",

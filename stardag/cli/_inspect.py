@@ -49,6 +49,9 @@ def status(
             f"  last run {run.outcome} at {run.started:%Y-%m-%d %H:%M:%S}Z "
             f"in build {run.build_id[:8]}"
         )
+        if run.outcome == "failed":
+            error = f"{(run.error_type or 'error').rsplit('.', 1)[-1]}: {run.error_message}"
+            out.print(f"  error    {' '.join(error.split())}", markup=False, highlight=False)
     audit = facts["last_audit"]
     if audit:
         out.print(f"  audit    {audit.verdict} at {when(audit.audited)}")
@@ -95,6 +98,12 @@ def show(
     if facts["preview"] is not None:
         out.print("[bold]value[/bold]")
         out.print("  " + facts["preview"], markup=False)
+    run = facts["last_run"]
+    if run is not None and run.outcome == "failed":
+        from stardag.cli._history import print_failure
+
+        out.print("[bold]last run[/bold]")
+        print_failure(run)
 
 
 def _print_output(facts: dict[str, Any]) -> None:

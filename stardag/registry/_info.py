@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from stardag.registry import _liveness
+
 
 def when(seconds: float | None) -> datetime.datetime | None:
     """A stored time (seconds since the epoch) as an aware UTC datetime."""
@@ -101,7 +103,7 @@ class BuildInfo:
     id: str
     started: datetime.datetime
     ended: datetime.datetime | None
-    status: str  # running, succeeded or failed
+    status: str  # running, succeeded, failed, or abandoned (its process died while running)
     roots: tuple[str, ...]
     pid: int
     argv: tuple[str, ...]
@@ -125,7 +127,7 @@ class BuildInfo:
             id=row.id,
             started=_required(when(row.started)),
             ended=when(row.ended),
-            status=row.status,
+            status=_liveness.status(row.status, row.host, row.pid, row.started),
             roots=tuple(json.loads(row.roots)),
             pid=row.pid,
             argv=tuple(json.loads(row.argv)),

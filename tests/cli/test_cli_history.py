@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 
 import cli_tasks
+import pytest
 from cli_support import invoke, shell
 
 import stardag as sd
@@ -97,3 +102,44 @@ def test_id_prefixes_are_case_insensitive() -> None:
         assert result.exit_code == 0, (command, result.output)
     build_id = sd.registry.builds()[0].id
     assert invoke("builds", build_id[:8].upper()).exit_code == 0
+
+
+def test_a_failed_run_shows_its_error_and_traceback() -> None:
+    """history TASK and show TASK print the error and the traceback, not only in --json."""
+    with pytest.raises(ValueError, match="always fails"):
+        sd.build(cli_tasks.failing)
+    for command in ("history", "show"):
+        text = invoke(command, "cli_tasks:failing").stdout
+        assert "ValueError: this task always fails" in text, (command, text)
+        assert "Traceback (most recent call last)" in text and "in broken" in text
+    everything = invoke("history").stdout
+    assert "ValueError: this task always fails" in everything
+    assert "this task always fails" in invoke("status", "cli_tasks:failing").stdout
+
+
+def test_a_build_whose_process_died_shows_as_abandoned() -> None:
+    """Running while its process lives; "abandoned" in `stardag builds` once it is killed."""
+    code = "import cli_tasks, stardag as sd; sd.build(cli_tasks.sleepy(seconds=120))"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=cli_tasks_dir())
+    try:
+        deadline = time.monotonic() + 60
+        while not _running_builds() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running_builds(), "the build never started"
+        assert json.loads(invoke("builds", "--json").stdout)[0]["status"] == "running"
+    finally:
+        child.kill()
+        child.wait()
+    found = json.loads(invoke("builds", "--json").stdout)[0]
+    assert found["status"] == "abandoned" and found["pid"] == child.pid
+    assert "abandoned" in invoke("builds").stdout
+
+
+def cli_tasks_dir() -> str:
+    return os.path.dirname(cli_tasks.__file__)
+
+
+def _running_builds() -> list[sd.registry.BuildInfo]:
+    if not os.path.exists(sd.registry.default_url().removeprefix("sqlite:///")):
+        return []
+    return [b for b in sd.registry.builds() if b.status == "running"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import stardag as sd
 
@@ -66,6 +67,13 @@ def checkpoint(steps: int) -> sd.Directory:
 def kept_elsewhere(limit: int) -> list[int]:
     """Stored under the root key "elsewhere", which tests leave unconfigured."""
     return list(range(limit))
+
+
+@sd.task
+def sleepy(seconds: float) -> float:
+    """Takes its time: a build to kill while it runs."""
+    time.sleep(seconds)
+    return seconds
 
 
 BIG = 3000
