@@ -32,6 +32,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 TASK_HELP = "A task id, a unique id prefix, or module:attribute."
+TASKS_HELP = "A task id, a unique id prefix, or module:attribute (a task or a list of tasks)."
 
 
 class CliError(Exception):
@@ -127,6 +128,15 @@ def task_id(reference: str, known: Registry | None = None) -> str:
     from stardag.maintenance._resolve import resolve_task_id
 
     return resolve_task_id(reference, known, stores())
+
+
+def task_ids(reference: str, known: Registry | None = None) -> list[str]:
+    """The task ids a TASK argument names: `module:attr` may name a list of tasks."""
+    from stardag.maintenance._resolve import is_import_reference, tasks_named
+
+    if is_import_reference(reference):
+        return [task.id for task in tasks_named(reference)]
+    return [task_id(reference, known)]
 
 
 # -- parsing -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from stardag.cli._app import app
-from stardag.cli._common import TASK_HELP, command, print_json, registry, task_id
+from stardag.cli._common import TASKS_HELP, command, print_json, registry, task_ids
 
 
 class Format(str, enum.Enum):
@@ -23,7 +23,13 @@ class Format(str, enum.Enum):
 @app.command()
 @command
 def lineage(
-    task: Annotated[str, typer.Argument(metavar="TASK", help=TASK_HELP)],
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK|DIGEST",
+            help=TASKS_HELP + " Or an output digest (or prefix): the tasks that produced it.",
+        ),
+    ],
     down: Annotated[bool, typer.Option("--down", help="What used it, not its upstream.")] = False,
     both: Annotated[bool, typer.Option("--both", help="Upstream and downstream.")] = False,
     depth: Annotated[
@@ -34,10 +40,13 @@ def lineage(
 ) -> None:
     """A task's lineage graph, as a tree, Mermaid, Graphviz dot or JSON."""
     import stardag.registry
+    from stardag.maintenance._resolve import is_import_reference
 
     known = registry()
     direction: Literal["up", "down", "both"] = "both" if both else "down" if down else "up"
-    graph = stardag.registry.lineage(task_id(task, known), direction, depth, registry=known)
+    # An id, a prefix or a digest: the registry's own lookup, which knows outputs too.
+    roots = task_ids(task, known) if is_import_reference(task) else [task]
+    graph = stardag.registry.lineage(roots, direction, depth, registry=known)
     if as_json or fmt is Format.json:
         print_json(graph.to_dict())
     elif fmt is Format.mermaid:

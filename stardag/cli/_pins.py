@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
 from stardag.cli._app import app
 from stardag.cli._common import (
-    TASK_HELP,
+    TASKS_HELP,
     JsonFlag,
     command,
     console,
@@ -16,7 +18,7 @@ from stardag.cli._common import (
     iso,
     print_json,
     registry,
-    task_id,
+    task_ids,
     when,
 )
 
@@ -25,27 +27,51 @@ from stardag.cli._common import (
 @command
 def pin(
     name: Annotated[str, typer.Argument(help="The pin's name (replaces a pin of that name).")],
-    task: Annotated[str, typer.Argument(metavar="TASK", help=TASK_HELP)],
+    task: Annotated[str, typer.Argument(metavar="TASK", help=TASKS_HELP)],
 ) -> None:
-    """Pin a task: it and its whole upstream survive every gc."""
+    """Pin a task: it and its whole upstream survive every gc.
+
+    A list of tasks is pinned as NAME.0, NAME.1, ... (`unpin NAME` removes them all).
+    """
     from stardag.maintenance._resolve import is_import_reference
     from stardag.registry._pins import pin as add
 
     known = registry(create=is_import_reference(task))
-    made = add(name, task_id(task, known), known)
-    console().print(f"pinned [bold]{made.name}[/bold] -> {made.task_id}")
+    ids = task_ids(task, known)
+    names = [name] if len(ids) == 1 else [f"{name}.{i}" for i in range(len(ids))]
+    _remove_group(name, known, keep=names)
+    for each, found in zip(names, ids, strict=True):
+        made = add(each, found, known)
+        console().print(f"pinned [bold]{made.name}[/bold] -> {made.task_id}")
 
 
 @app.command()
 @command
 def unpin(name: str = typer.Argument(..., help="The pin to remove.")) -> None:
-    """Remove a pin (its task becomes garbage unless something else keeps it)."""
+    """Remove a pin, or the pins NAME.0, NAME.1, ... of a pinned list.
+
+    Their tasks become garbage unless something else keeps them.
+    """
+    removed = _remove_group(name, registry())
+    if not removed:
+        fail(f"no pin named {name!r} (stardag pins lists them)")
+    for each in removed:
+        console().print(f"unpinned [bold]{each.name}[/bold] (was {each.task_id})")
+
+
+def _remove_group(name: str, known: Any, keep: Sequence[str] = ()) -> list[Any]:
+    """Remove the pin NAME and the pins NAME.<n> of a pinned list, except those in `keep`."""
+    from stardag.registry._pins import pins as every
     from stardag.registry._pins import unpin as remove
 
-    removed = remove(name, registry())
-    if removed is None:
-        fail(f"no pin named {name!r} (stardag pins lists them)")
-    console().print(f"unpinned [bold]{removed.name}[/bold] (was {removed.task_id})")
+    group = re.compile(re.escape(name) + r"(\.\d+)?")
+    removed = []
+    for each in every(known):
+        if group.fullmatch(each.name) and each.name not in keep:
+            gone = remove(each.name, known)
+            if gone is not None:
+                removed.append(gone)
+    return removed
 
 
 @app.command()

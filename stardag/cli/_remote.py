@@ -20,7 +20,10 @@ RemoteOption = Annotated[
         "--remote", "-r", help="A configured remote's name, or a URL (default: the active one)."
     ),
 ]
-TASKS_HELP = "Task ids, unique id prefixes, or module:attribute (a URL here names the remote)."
+TASKS_HELP = (
+    "Task ids, unique id prefixes, or module:attribute (a task or a list of tasks); "
+    "a URL here names the remote."
+)
 
 
 @remote_app.command("add")
@@ -121,7 +124,7 @@ def push(
     references, remote = _split_remote(tasks or [], remote)
     if not references and not every:
         fail("name the tasks to push, or --all")
-    ids = None if every else [_local_task_id(ref) for ref in references]
+    ids = None if every else [i for ref in references for i in _local_task_ids(ref)]
     report = push_closure(ids, remote=remote)
     _report(
         report.__dict__, as_json, "sent", report.blobs_sent, report.bytes_sent, report.records_sent
@@ -161,15 +164,15 @@ def _split_remote(arguments: list[str], remote: str | None) -> tuple[list[str], 
     return [a for a in arguments if "://" not in a], urls[0] if urls else remote
 
 
-def _local_task_id(reference: str) -> str:
+def _local_task_ids(reference: str) -> list[str]:
     from stardag._errors import RegistryNotFoundError
-    from stardag.cli._common import registry, task_id
+    from stardag.cli._common import registry, task_ids
 
     try:
         known = registry()
     except RegistryNotFoundError:
         known = None
-    return task_id(reference, known)
+    return task_ids(reference, known)
 
 
 def _report(

@@ -79,7 +79,7 @@ def open(url: str | None = None) -> Registry:  # sd.registry.open, like io.open
 
 
 def lineage(
-    task: BaseTask | str,
+    task: BaseTask | str | Sequence[BaseTask | str],
     direction: Direction = "up",
     depth: int | None = None,
     *,
@@ -88,12 +88,15 @@ def lineage(
     """What `task` was made from ("up"), what used it ("down"), or both, to `depth` edges.
 
     `task` is a task, a task id or unique prefix, or a blob digest: then every
-    task that produced those bytes is a root of the graph.
+    task that produced those bytes is a root of the graph. A list of them gives
+    one graph with a root for each.
     """
     opened = resolve(registry)
+    refs = [task] if isinstance(task, (BaseTask, str)) else list(task)
 
     def query(conn: Connection) -> LineageGraph:
-        return _lineage.lineage(conn, _lookup.task_ids(conn, task), direction, depth)
+        starts = list(dict.fromkeys(i for ref in refs for i in _lookup.task_ids(conn, ref)))
+        return _lineage.lineage(conn, starts, direction, depth)
 
     return opened.read(query)
 

@@ -60,3 +60,21 @@ def test_lineage_from_a_fresh_shell() -> None:
     """The console script draws the tree."""
     done = shell("lineage", cli_tasks.pipeline.id)
     assert done.returncode == 0 and "cli_tasks.numbers" in done.stdout, done.stderr
+
+
+def test_lineage_of_an_output_digest_names_its_producers() -> None:
+    """A digest, like in sd.registry.lineage: the tree of the task that produced those bytes."""
+    digest = sd.registry.outputs([cli_tasks.summed.id])[cli_tasks.summed.id].digest
+    for reference in (digest, digest[:16], digest[:16].upper()):
+        result = invoke("lineage", reference)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(f"cli_tasks.total {cli_tasks.summed.id[:12]}")
+
+
+def test_lineage_of_a_list_of_tasks_has_a_root_for_each() -> None:
+    """`module:attr` naming a list, as `stardag build` takes: one tree per task."""
+    sd.build(cli_tasks.other)
+    found = json.loads(invoke("lineage", "cli_tasks:both", "--json").stdout)
+    assert found["roots"] == [cli_tasks.pipeline.id, cli_tasks.other.id]
+    text = invoke("lineage", "cli_tasks:both").stdout
+    assert text.count("cli_tasks.report") == 1 and "cli_tasks.total" in text

@@ -54,3 +54,16 @@ def test_pins_from_a_fresh_shell() -> None:
     assert "sum" in shell("pins").stdout
     assert shell("unpin", "sum").returncode == 0
     assert sd.registry.pins() == []
+
+
+def test_pin_and_unpin_a_list_of_tasks() -> None:
+    """`module:attr` naming a list pins each task as NAME.0, NAME.1; `unpin NAME` frees all."""
+    sd.build(cli_tasks.both)
+    result = invoke("pin", "release", "cli_tasks:both")
+    assert result.exit_code == 0, result.output
+    pinned = {p.name: p.task_id for p in sd.registry.pins()}
+    assert pinned == {"release.0": cli_tasks.pipeline.id, "release.1": cli_tasks.other.id}
+    assert invoke("pin", "release", "cli_tasks:other").exit_code == 0
+    assert {p.name for p in sd.registry.pins()} == {"release"}
+    invoke("pin", "release", "cli_tasks:both")
+    assert invoke("unpin", "release").exit_code == 0 and sd.registry.pins() == []
