@@ -103,6 +103,7 @@ def list_remotes(as_json: JsonFlag = False) -> None:
     urls = max((len(str(row["url"])) for row in rows), default=0)
     for row in rows:
         flags = ", ".join(f for f in ("trusted", "write_through") if row[f])
+        flags = f"({flags})" if flags else ""
         mark = "*" if row["active"] else " "
         line = f"{mark} {row['name']:<{names}}  {row['url']:<{urls}}  {flags}"
         console().print(line.rstrip(), highlight=False, markup=False)

@@ -2,7 +2,9 @@
 
 Iterating a graph yields its nodes in topological order, dependencies before
 the tasks that use them, ties broken by name and id so the order is stable.
-It renders as a text tree (`str(graph)`), Mermaid, Graphviz DOT and JSON.
+It renders as a text tree (`str(graph)`), Mermaid, Graphviz DOT and JSON; each
+rendering names a task with the parameters that tell it apart from the others
+(`_params.distinguishing`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from stardag.registry._params import distinguishing
 
 SHORT = 12  # hex digits of an id shown in renderings
 
@@ -167,9 +171,9 @@ class LineageGraph:
 
 
 # -- renderings: text tree, Mermaid, Graphviz DOT (labels escaped for each) -------------
-def _label(node: LineageNode) -> str:
-    """One line about a node: name, id, and its output if recorded."""
-    line = f"{node.label} {node.task_id[:SHORT]}"
+def _label(node: LineageNode, name: str) -> str:
+    """One line about a node: its name (with parameters), id, and its output if recorded."""
+    line = f"{name} {node.task_id[:SHORT]}"
     if not node.known:
         return line + " (not in the registry)"
     if node.digest is not None:
@@ -185,15 +189,25 @@ def render_text(graph: LineageGraph) -> str:
     """The tree from each root; 'both' prints the upstream tree, then the downstream one."""
     ways = ["up", "down"] if graph.direction == "both" else [graph.direction]
     lines: list[str] = []
+    names = _names(graph)
     for root in graph.roots:
         for way in ways:
             if len(ways) > 1:
                 lines.append("upstream:" if way == "up" else "downstream (used by):")
-            _tree(graph, root, way, lines)
+            _tree(graph, root, way, lines, names)
     return "\n".join(lines)
 
 
-def _tree(graph: LineageGraph, root: str, way: str, lines: list[str]) -> None:
+def _names(graph: LineageGraph) -> dict[str, str]:
+    nodes = graph.nodes.values()
+    return distinguishing([(n.task_id, n.label, n.params) for n in nodes if n.known]) | {
+        n.task_id: n.label for n in nodes if not n.known
+    }
+
+
+def _tree(
+    graph: LineageGraph, root: str, way: str, lines: list[str], names: dict[str, str]
+) -> None:
     shown: set[str] = set()
     # An explicit stack, not recursion: lineage may be thousands of levels deep.
     stack: list[tuple[str, str, str, str]] = [(root, "", "", "")]
@@ -202,10 +216,10 @@ def _tree(graph: LineageGraph, root: str, way: str, lines: list[str]) -> None:
         node = graph.nodes[task_id]
         mark = " [dynamic]" if kind == "dynamic" else ""
         if task_id in shown:
-            lines.append(f"{prefix}{branch}{node.label} {task_id[:SHORT]}{mark} (see above)")
+            lines.append(f"{prefix}{branch}{names[task_id]} {task_id[:SHORT]}{mark} (see above)")
             continue
         shown.add(task_id)
-        lines.append(f"{prefix}{branch}{_label(node)}{mark}")
+        lines.append(f"{prefix}{branch}{_label(node, names[task_id])}{mark}")
         edges = graph.dependencies(task_id) if way == "up" else graph.dependents(task_id)
         child_prefix = prefix + ("" if not branch else "    " if branch == "└── " else "│   ")
         children = [(e.dep_id if way == "up" else e.task_id, e.kind) for e in edges]
@@ -219,8 +233,9 @@ def _tree(graph: LineageGraph, root: str, way: str, lines: list[str]) -> None:
 def render_mermaid(graph: LineageGraph) -> str:
     """A Mermaid flowchart; roots are highlighted, dynamic edges dotted."""
     lines = ["flowchart TD"]
+    names = _names(graph)
     for node in graph:
-        label = _escape_mermaid(f"{node.label}<br/>{node.task_id[:SHORT]}")
+        label = _escape_mermaid(f"{names[node.task_id]}<br/>{node.task_id[:SHORT]}")
         lines.append(f'    {_mid(node.task_id)}["{label}"]')
     for edge in graph.edges:
         arrow = "-.->" if edge.kind == "dynamic" else "-->"
@@ -243,8 +258,9 @@ def render_dot(graph: LineageGraph) -> str:
     """A Graphviz digraph; roots are bold, dynamic edges dashed."""
     lines = ["digraph lineage {", "    rankdir=LR;", '    node [shape=box, fontname="monospace"];']
     roots = set(graph.roots)
+    names = _names(graph)
     for node in graph:
-        label = _escape_dot(f"{node.label}\n{node.task_id[:SHORT]}")
+        label = _escape_dot(f"{names[node.task_id]}\n{node.task_id[:SHORT]}")
         style = ", style=bold" if node.task_id in roots else ""
         lines.append(f'    "{node.task_id}" [label="{label}"{style}];')
     for edge in graph.edges:

@@ -78,3 +78,26 @@ def test_lineage_of_a_list_of_tasks_has_a_root_for_each() -> None:
     assert found["roots"] == [cli_tasks.pipeline.id, cli_tasks.other.id]
     text = invoke("lineage", "cli_tasks:both").stdout
     assert text.count("cli_tasks.report") == 1 and "cli_tasks.total" in text
+
+
+def test_labels_show_the_parameters_that_tell_tasks_apart() -> None:
+    """Tree, Mermaid and dot name each task with the parameters that distinguish it."""
+    sd.build(cli_tasks.extended)
+    tree = invoke("lineage", "cli_tasks:pipeline").stdout
+    assert f"cli_tasks.numbers(limit=3000) {cli_tasks.base.id[:12]}" in tree
+    assert "cli_tasks.scaled(factor=2)" in tree
+    both = [cli_tasks.numbers(limit=3000), cli_tasks.numbers(limit=5)]
+    sd.build(both)
+    chart = sd.registry.lineage(both).to_mermaid()
+    assert "cli_tasks.numbers(limit=3000)<br/>" in chart
+    assert "cli_tasks.numbers(limit=5)<br/>" in chart
+    dot = sd.registry.lineage(both).to_dot()
+    assert "cli_tasks.numbers(limit=5)\\n" in dot
+
+
+def test_tasks_of_one_family_show_only_what_differs() -> None:
+    """Two `total`s differ only by their upstream: each shows it, by a short id."""
+    sd.build(cli_tasks.other)
+    tree = sd.registry.lineage([cli_tasks.summed, cli_tasks.other]).to_text()
+    assert f"cli_tasks.total(values={cli_tasks.base.id[:6]}…)" in tree
+    assert f"cli_tasks.total(values={cli_tasks.other.values.id[:6]}…)" in tree
