@@ -6,7 +6,11 @@ of other task ids of the same namespace and name, the one whose spec differs in
 the fewest places (the most recent on a tie). Differences are parameters, the
 version, the code fingerprint (which is not part of the id: changed code alone
 never reruns a task, so explain also says when the code changed since the output
-was made), and upstream tasks, with whether their outputs' bytes differ.
+was made), and upstream tasks, with whether their outputs' bytes differ and
+which of their own parameters changed. Parameters are named and shown the way
+the user wrote them (`cfg.layers[1]`, `datetime.date(2024, 1, 1)`; see
+`_params`). An upstream task whose code changed since its output was made is
+reported too: it is not rerun either, so what flows downstream is the old code's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from stardag import _config
-from stardag.registry import _history, _lookup
+from stardag.registry import _history, _lineage, _lookup, _params
 from stardag.registry._db import Registry
 from stardag.registry._fingerprint import fingerprint
 from stardag.registry._info import OutputInfo, RunInfo
@@ -60,6 +64,8 @@ class Explanation:
     code_changed: bool | None  # code now differs from the code of that run
     previous: RunInfo | None  # the nearest previous run of another id of the family
     differences: tuple[Difference, ...]
+    # Upstream tasks whose code changed since their output was made ("name id12").
+    upstream_code_changed: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         label = f"{self.namespace}.{self.name}" if self.namespace else self.name
@@ -73,6 +79,11 @@ class Explanation:
         if self.code_changed:
             lines.append(
                 "  its code changed since then (code is not in the id: bump `version` to rerun)"
+            )
+        if self.upstream_code_changed:
+            lines.append(
+                "  upstream code changed since their outputs were made: "
+                f"{', '.join(self.upstream_code_changed)} (bump their `version` to rerun them)"
             )
         if self.previous is not None:
             prev = self.previous
@@ -91,6 +102,7 @@ class _Subject:
     fingerprint: str | None
     complete: bool
     reason: str
+    upstream: dict[str, BaseTask] | None = None  # live upstream tasks by id (task given)
 
 
 def explain(registry: Registry, ref: BaseTask | str) -> Explanation:
@@ -102,7 +114,8 @@ def explain(registry: Registry, ref: BaseTask | str) -> Explanation:
 def _subject(registry: Registry, ref: BaseTask | str) -> _Subject:
     if isinstance(ref, BaseTask):
         complete, reason = _completeness(ref)
-        return _Subject(ref.id, ref.spec(), fingerprint(type(ref)), complete, reason)
+        upstream = _closure(ref)
+        return _Subject(ref.id, ref.spec(), fingerprint(type(ref)), complete, reason, upstream)
     task_id = registry.read(lambda conn: _lookup.task_id(conn, ref))
     row = registry.read(lambda conn: conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one())
     spec = json.loads(row.spec)
@@ -111,6 +124,18 @@ def _subject(registry: Registry, ref: BaseTask | str) -> _Subject:
     complete, reason = _store_verdict(store, task_id)
     cls = _classes.registered().get((row.namespace, row.name))
     return _Subject(task_id, spec, fingerprint(cls) if cls else None, complete, reason)
+
+
+def _closure(task: BaseTask) -> dict[str, BaseTask]:
+    """Every task upstream of `task` (its static dependencies, transitively), by id."""
+    found: dict[str, BaseTask] = {}
+    stack = list(flatten_task_struct(task.requires()))
+    while stack:
+        each = stack.pop()
+        if each.id not in found:
+            found[each.id] = each
+            stack.extend(flatten_task_struct(each.requires()))
+    return found
 
 
 def _completeness(task: BaseTask) -> tuple[bool, str]:
@@ -148,6 +173,7 @@ def _explain(conn: Connection, subject: _Subject) -> Explanation:
     differences: tuple[Difference, ...] = ()
     if previous is not None and previous_spec is not None:
         differences = tuple(_differences(conn, subject, previous, previous_spec))
+    upstream_code_changed = _upstream_code_changed(conn, subject)
     return Explanation(
         task_id=subject.task_id,
         namespace=str(subject.spec.get("namespace", "")),
@@ -159,7 +185,37 @@ def _explain(conn: Connection, subject: _Subject) -> Explanation:
         code_changed=code_changed,
         previous=previous,
         differences=differences,
+        upstream_code_changed=upstream_code_changed,
     )
+
+
+def _upstream_code_changed(conn: Connection, subject: _Subject) -> tuple[str, ...]:
+    """Upstream tasks whose code now differs from the code that made their outputs.
+
+    The code now is a live task's class, else the class registered under the
+    recorded name (when its module is imported); the code then is the producing
+    run's fingerprint, as lineage records it.
+    """
+    if subject.upstream is not None:
+        classes = {task_id: type(task) for task_id, task in subject.upstream.items()}
+        graph = _lineage.lineage(conn, list(classes), "up", 0) if classes else None
+    else:
+        graph = _lineage.lineage(conn, [subject.task_id], "up", None)
+        known = _classes.registered()
+        classes = {
+            node.task_id: known[(node.namespace, node.name)]
+            for node in graph.nodes.values()
+            if node.task_id != subject.task_id and (node.namespace, node.name) in known
+        }
+    changed = []
+    for task_id, cls in sorted(classes.items(), key=lambda item: item[0]):
+        node = graph.nodes.get(task_id) if graph is not None else None
+        if node is None or not node.known or node.digest is None or not node.fingerprint:
+            continue
+        now = fingerprint(cls)
+        if now is not None and now != node.fingerprint:
+            changed.append(f"{node.label} {task_id[:12]}")
+    return tuple(sorted(changed))
 
 
 def _nearest(conn: Connection, subject: _Subject) -> tuple[RunInfo | None, dict[str, Any] | None]:
@@ -201,23 +257,55 @@ def _differences(
         if key in ("version", "key_schema"):
             found.append(Difference(key, key, a, b))
         elif _is_task(a) and _is_task(b):
-            found.append(_upstream(conn, key.removeprefix("params."), a["$task"], b["$task"]))
+            upstream = subject.upstream or {}
+            found.append(
+                _upstream(conn, key.removeprefix("params."), a["$task"], b["$task"], upstream)
+            )
         else:
-            found.append(Difference("param", key.removeprefix("params."), a, b))
+            found.append(Difference("param", key.removeprefix("params."), _value(a), _value(b)))
     fingerprints = (previous.fingerprint, subject.fingerprint)
     if all(fingerprints) and fingerprints[0] != fingerprints[1]:
         found.append(Difference("code", "fingerprint", *fingerprints))
     return found
 
 
-def _upstream(conn: Connection, name: str, before: str, after: str) -> Difference:
+def _upstream(
+    conn: Connection, name: str, before: str, after: str, live: dict[str, BaseTask]
+) -> Difference:
     outputs = _history.outputs(conn, [before, after])
     a, b = outputs.get(before), outputs.get(after)
     if a is not None and b is not None and a.digest == b.digest:
         note = f"same output bytes {a.digest[:12]}: an early cutoff could reuse downstream"
     else:
         note = f"output {_digest(a)} -> {_digest(b)}"
+    changed = _own_changes(conn, before, after, live)
+    if changed:
+        note = f"its {changed}; {note}"
     return Difference("upstream", name, {"$task": before}, {"$task": after}, note)
+
+
+def _own_changes(conn: Connection, before: str, after: str, live: dict[str, BaseTask]) -> str:
+    """How an upstream task's own parameters changed (`limit: 4 -> 5`), where both are known."""
+    specs = {
+        row.id: json.loads(row.spec)
+        for row in conn.execute(
+            select(TASKS.c.id, TASKS.c.spec).where(TASKS.c.id.in_([before, after]))
+        )
+    }
+    if after not in specs and after in live:
+        specs[after] = live[after].spec()
+    if before not in specs or after not in specs:
+        return ""
+    old, new = _flatten(specs[before]), _flatten(specs[after])
+    shown = [
+        f"{key.removeprefix('params.')}: {_params.show(old.get(key, _ABSENT))} -> "
+        f"{_params.show(new.get(key, _ABSENT))}"
+        for key in sorted(old.keys() | new.keys())
+        if key.startswith("params.")
+        and old.get(key, _ABSENT) != new.get(key, _ABSENT)
+        and not (_is_task(old.get(key)) and _is_task(new.get(key)))
+    ]
+    return ", ".join(shown)
 
 
 def _digest(output: OutputInfo | None) -> str:
@@ -232,23 +320,17 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _is_task(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and "$task" in value
+_is_task = _params.is_task
 
 
-def _flatten(value: Any, path: str = "") -> dict[str, Any]:
-    """Leaves of a spec by path; a dependency `{"$task": id}` is one leaf."""
-    if isinstance(value, dict) and value and not _is_task(value):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out |= _flatten(item, f"{path}.{key}" if path else str(key))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for index, item in enumerate(value):
-            out |= _flatten(item, f"{path}[{index}]")
-        return out
-    return {path: value}
+def _flatten(spec: Any) -> dict[str, Any]:
+    """Leaves of a spec by the path a user would write; a dependency is one leaf."""
+    return _params.leaves(spec)
+
+
+def _value(encoded: Any) -> Any:
+    """A parameter's value as the user wrote it (absent stays absent)."""
+    return encoded if encoded is _ABSENT else _params.decode(encoded)
 
 
 def _show(value: Any) -> str:

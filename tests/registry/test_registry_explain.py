@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import sys
 import textwrap
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import stardag as sd
 from stardag.store._store import blob_path
@@ -92,6 +94,7 @@ def test_an_upstream_change_with_other_bytes_shows_both_digests() -> None:
     (difference,) = explanation.differences
     before, after = (sd.registry.outputs([t.id]) for t in (scale(value=2), scale(value=3)))
     assert difference.note == (
+        "its value: 2 -> 3; "
         f"output {before[scale(value=2).id].digest[:12]} -> {after[scale(value=3).id].digest[:12]}"
     )
 
@@ -125,6 +128,11 @@ sd.namespace("explain_code", __name__)
 @sd.task
 def shout(text: str) -> str:
     return text.upper(){suffix}
+
+
+@sd.task
+def count(text: sd.Depends[str]) -> int:
+    return len(text)
 """
 
 
@@ -149,3 +157,54 @@ def _write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) 
         importlib.invalidate_caches()
         return importlib.reload(sys.modules["explain_code_mod"])
     return importlib.import_module("explain_code_mod")
+
+
+def test_upstream_code_changed_since_its_output_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upstream task's code changed: explain of the downstream task names it."""
+    module = _write_module(tmp_path, monkeypatch, suffix="")
+    sd.build(module.count(text=module.shout(text="a")))
+    module = _write_module(tmp_path, monkeypatch, suffix=' + "!"')
+    upstream = module.shout(text="a")
+    for subject in (module.count(text=upstream), module.count(text=upstream).id):
+        explanation = sd.registry.explain(subject)
+        assert explanation.complete and not explanation.code_changed
+        assert explanation.upstream_code_changed == (f"explain_code.shout {upstream.id[:12]}",)
+        assert "upstream code changed" in str(explanation)
+
+
+class Settings(BaseModel):
+    lr: float
+    layers: list[int]
+
+
+@sd.task
+def configured(settings: Settings, day: datetime.date, tags: tuple[str, ...]) -> int:
+    return len(tags)
+
+
+def test_parameters_are_named_and_shown_as_the_user_wrote_them() -> None:
+    """Paths without encoding tags (`settings.layers[1]`), values as Python writes them."""
+    sd.build(configured(settings=Settings(lr=0.1, layers=[1, 2]), day=_day(2024), tags=("a",)))
+    changed = configured(settings=Settings(lr=0.1, layers=[1, 3]), day=_day(2025), tags=("b",))
+    explanation = sd.registry.explain(changed)
+    assert [(d.name, d.before, d.after) for d in explanation.differences] == [
+        ("day", _day(2024), _day(2025)),
+        ("settings.layers[1]", 2, 3),
+        ("tags[0]", "a", "b"),
+    ]
+    text = str(explanation)
+    assert "param day: datetime.date(2024, 1, 1) -> datetime.date(2025, 1, 1)" in text
+    assert "$" not in text
+
+
+def _day(year: int) -> datetime.date:
+    return datetime.date(year, 1, 1)
+
+
+def test_an_upstream_difference_names_the_upstream_parameter() -> None:
+    """Not only "upstream x: task a -> task b": which of its parameters changed."""
+    sd.build(parity(x=scale(value=2)))
+    (difference,) = sd.registry.explain(parity(x=scale(value=3))).differences
+    assert difference.kind == "upstream" and "its value: 2 -> 3" in difference.note
