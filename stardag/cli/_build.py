@@ -57,14 +57,16 @@ def build(
     targets: Annotated[
         list[str],
         typer.Argument(
-            metavar="MODULE:ATTR...",
+            metavar="MODULE:ATTR",
             help="Tasks: a task, a list of tasks, a function returning them, "
             "or a task class (with --param).",
         ),
     ],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="key=value for a task class (JSON values)."),
+        typer.Option(
+            "--param", "-p", metavar="KEY=VALUE", help="key=value for a task class (JSON values)."
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", min=1, help="Threads for sync tasks.")

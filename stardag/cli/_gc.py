@@ -35,16 +35,20 @@ def gc(
         int | None, typer.Option("--keep-last", min=0, help="Keep the last N builds.")
     ] = None,
     keep_since: Annotated[
-        str | None, typer.Option("--keep-since", help="Keep builds newer than 7d, 12h.")
+        str | None,
+        typer.Option("--keep-since", metavar="DURATION", help="Keep builds newer than 7d, 12h."),
     ] = None,
     grace: Annotated[
-        str | None, typer.Option("--grace", help="Keep anything used this recently (1h).")
+        str | None,
+        typer.Option("--grace", metavar="DURATION", help="Keep anything used this recently (1h)."),
     ] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Delete (default: a dry run).")] = False,
     why: Annotated[
         str | None, typer.Option("--why", metavar="TASK|DIGEST", help="Why is it kept?")
     ] = None,
-    root: Annotated[str, typer.Option("--root", help="The root key of the store.")] = "default",
+    root: Annotated[
+        str, typer.Option("--root", metavar="KEY", help="The root key of the store.")
+    ] = "default",
     as_json: JsonFlag = False,
 ) -> None:
     """Delete records and blobs no root reaches: pins, recent builds, named tasks.

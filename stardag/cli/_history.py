@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @app.command()
 @command
 def history(
-    task: Annotated[str | None, typer.Argument(metavar="[TASK]", help=TASK_HELP)] = None,
+    task: Annotated[str | None, typer.Argument(metavar="TASK", help=TASK_HELP)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
@@ -127,7 +127,7 @@ def _print_audits(audits: list[dict[str, Any]]) -> None:
 @command
 def builds(
     build: Annotated[
-        str | None, typer.Argument(metavar="[BUILD]", help="A build id or prefix: its runs.")
+        str | None, typer.Argument(metavar="BUILD", help="A build id or prefix: its runs.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
     as_json: JsonFlag = False,

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from stardag.cli._app import app
+from stardag.cli._app import Typer, app
 from stardag.cli._common import JsonFlag, command, console, fail, print_json, size
 
-remote_app = typer.Typer(
+remote_app = Typer(
     name="remote", help="Configure remote caches (shared stores).", no_args_is_help=True
 )
 app.add_typer(remote_app)
@@ -17,7 +17,10 @@ app.add_typer(remote_app)
 RemoteOption = Annotated[
     str | None,
     typer.Option(
-        "--remote", "-r", help="A configured remote's name, or a URL (default: the active one)."
+        "--remote",
+        "-r",
+        metavar="NAME|URL",
+        help="A configured remote's name, or a URL (default: the active one).",
     ),
 ]
 TASKS_HELP = (
@@ -112,7 +115,7 @@ def list_remotes(as_json: JsonFlag = False) -> None:
 @app.command()
 @command
 def push(
-    tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...", help=TASKS_HELP)] = None,
+    tasks: Annotated[list[str] | None, typer.Argument(metavar="TASK", help=TASKS_HELP)] = None,
     every: Annotated[
         bool, typer.Option("--all", help="Push every output in the local store.")
     ] = False,
@@ -135,7 +138,7 @@ def push(
 @app.command()
 @command
 def pull(
-    tasks: Annotated[list[str], typer.Argument(metavar="TASK...", help=TASKS_HELP)],
+    tasks: Annotated[list[str], typer.Argument(metavar="TASK", help=TASKS_HELP)],
     remote: RemoteOption = None,
     as_json: JsonFlag = False,
 ) -> None:

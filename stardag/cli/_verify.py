@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 @command
 def verify(
     sample: Annotated[
-        str | None, typer.Option("--sample", help="Check a random share, such as 10%.")
+        str | None,
+        typer.Option("--sample", metavar="SHARE", help="Check a random share, such as 10%."),
     ] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed.")] = False,
-    root: Annotated[str, typer.Option("--root", help="The root key of the store.")] = "default",
+    root: Annotated[
+        str, typer.Option("--root", metavar="KEY", help="The root key of the store.")
+    ] = "default",
     grace: Annotated[
-        str, typer.Option("--grace", help="Temp files younger than this are live.")
+        str,
+        typer.Option("--grace", metavar="DURATION", help="Temp files younger than this are live."),
     ] = "1h",
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
     as_json: JsonFlag = False,

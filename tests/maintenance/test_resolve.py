@@ -99,7 +99,7 @@ def test_an_unknown_id_is_task_not_found() -> None:
 
 @pytest.mark.parametrize(
     "reference",
-    ["not-hex-or-module", "cli_tasks:", ":pipeline", "cli tasks:pipeline", "ABCDEF"],
+    ["not-hex-or-module", "cli_tasks:", ":pipeline", "cli tasks:pipeline", "ABCDEFG"],
 )
 def test_malformed_references_are_task_reference_errors(reference: str) -> None:
     """Neither hex nor module:attribute: a TaskReferenceError."""
