@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections import Counter
@@ -368,11 +369,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> l
         "--fresh", action="store_true", help="use an empty temporary store (removed afterwards)"
     )
     args = parser.parse_args(argv)
-    console = console or Console()
+    console = console or _console()
     if not args.fresh:
         return run_demo(console)
     with fresh_home():
         return run_demo(console)
+
+
+def _console() -> Console:
+    """On a terminal, its width; in a log or a pipe, wide enough that no table wraps a name."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 if __name__ == "__main__":

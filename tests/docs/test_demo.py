@@ -91,3 +91,22 @@ def test_reports_show_both_models(demo: ModuleType) -> None:
     _, output = run(demo)
     assert f"l2={demo.FIRST_L2:g}" in output and f"l2={demo.SECOND_L2:g}" in output
     assert output.count("accuracy") == 2
+
+
+def test_tables_do_not_wrap_names_when_output_is_not_a_terminal(
+    demo: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a log or a pipe, each task's label stays on one line (no 80-column wrapping)."""
+    demo.main([])
+    out = capsys.readouterr().out
+    assert "fit_logistic_regression(train=" in out
+    label = next(line for line in out.splitlines() if "fit_logistic_regression(train=" in line)
+    cell = label.split("│")[1].strip()
+    assert cell.startswith("fit_logistic_regression(") and cell.endswith("epochs=300)")
+
+
+def test_readme_says_how_to_get_the_command_on_the_path() -> None:
+    """After scripts/demo, the README's set-up tells how to run `stardag` from a shell."""
+    readme = (DEMO.parent.parent / "README.md").read_text()
+    setup = readme[readme.index("## Set up") : readme.index("## A short tour")]
+    assert "source .venv/bin/activate" in setup and ".venv/bin/stardag" in setup
