@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import threading
 from typing import Any
@@ -35,7 +35,7 @@ class SilentProxy:
     def _pump(self, client: socket.socket) -> None:
         with client, socket.create_connection(self.upstream) as server:
             while not self._stop.is_set():
-                readable, _, _ = select.select([client, server], [], [], 0.1)
+                readable = _readable(client, server)
                 for sock in readable:
                     data = sock.recv(1 << 16)
                     if not data:
@@ -65,3 +65,11 @@ def through(proxy: SilentProxy, s3_options: dict[str, Any]) -> dict[str, Any]:
             "retries": {"max_attempts": 1},
         },
     }
+
+
+def _readable(*socks: socket.socket) -> list[socket.socket]:
+    """The sockets with data within 0.1 s (epoll: select() fails past descriptor 1024)."""
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        return [key.fileobj for key, _ in selector.select(0.1)]  # the sockets registered above
