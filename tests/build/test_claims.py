@@ -104,7 +104,6 @@ def test_a_killed_builders_task_is_taken_over_and_run_once_more(shared: dict[str
     while not signal_file.exists():
         assert time.monotonic() < deadline, "no builder started the slow task"
         time.sleep(0.02)
-    time.sleep(0.05)  # the pid is written
     pid = int(signal_file.read_text())
     victim = next(p for p in procs if p.pid == pid)
     os.kill(pid, signal.SIGKILL)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import stardag as sd
 from stardag.registry import _claims
 
@@ -32,13 +30,12 @@ def test_the_first_claimer_wins_fresh_and_the_second_waits(registry_url: str) ->
 def test_an_expired_claim_is_taken_over_and_a_heartbeat_keeps_one(registry_url: str) -> None:
     """A claim past its expiry goes to the next claimer (not fresh); a renewed one does not."""
     registry = sd.registry.Registry(registry_url)
-    _claim(registry, A, ttl=0.3)
-    time.sleep(0.2)
-    assert registry.write(lambda conn: _claims.renew(conn, A, 0.6)) == 2
-    time.sleep(0.2)
+    _claim(registry, A, ttl=-1.0)  # born expired: no sleeping, so no race with a slow machine
+    assert registry.write(lambda conn: _claims.renew(conn, A, 60.0)) == 2  # the heartbeat
     assert _claim(registry, B) == []  # renewed: still A's
-    time.sleep(0.6)
+    assert registry.write(lambda conn: _claims.renew(conn, A, -1.0)) == 2  # A's heart stops
     assert sorted(_claim(registry, B)) == [_claims.Won(T1, False), _claims.Won(T2, False)]
+    assert registry.write(lambda conn: _claims.renew(conn, A, 60.0)) == 0  # A lost them
     registry.close()
 
 

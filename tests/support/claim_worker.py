@@ -49,7 +49,8 @@ def slow(n: int) -> int:
     first = not any(RUNS.glob("slow-*"))
     mark(f"slow-{n}")
     if first and os.environ.get("CLAIMS_HANG"):
-        (DIR / "hanging").write_text(str(os.getpid()))
+        (DIR / "hanging.tmp").write_text(str(os.getpid()))
+        os.replace(DIR / "hanging.tmp", DIR / "hanging")  # whole, or not there at all
         time.sleep(120)  # killed long before
     time.sleep(0.2)
     return n
