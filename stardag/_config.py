@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import urllib.parse
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ DEFAULT_TARGET_ROOT_KEY = "default"
 _ROOTS_VAR = "STARDAG_TARGET_ROOTS"
 _ROOT_KEY_PREFIX = "STARDAG_TARGET_ROOTS__"
 
+ROOTS_OVERRIDE: ContextVar[dict[str, str] | None] = ContextVar("stardag_roots", default=None)
+"""Roots that win over the environment in one context: a worker runs a task under the
+roots its coordinator resolved (`stardag.build._worker.roots`)."""
+
 
 def stardag_home() -> str:
     """The Stardag home directory (`STARDAG_HOME`, default `~/.stardag`)."""
@@ -59,6 +64,9 @@ def stardag_home() -> str:
 
 def target_roots() -> dict[str, str]:
     """Every configured root key and its path or URL, as configured right now."""
+    override = ROOTS_OVERRIDE.get()
+    if override is not None:
+        return dict(override)
     roots = {DEFAULT_TARGET_ROOT_KEY: os.path.join(stardag_home(), "store")}
     profile = active_profile()
     if profile is not None:
@@ -74,6 +82,11 @@ def target_roots() -> dict[str, str]:
 
 def target_root(key: str = DEFAULT_TARGET_ROOT_KEY) -> str:
     """The path or URL configured for a root key; `UnknownRootKeyError` if none."""
+    override = ROOTS_OVERRIDE.get()
+    if override is not None:
+        if key in override:
+            return override[key]
+        raise UnknownRootKeyError(key, list(override))
     # The hot path (every completeness check): look up the one variable, not all of them.
     single = os.environ.get(_ROOT_KEY_PREFIX + key.upper())
     if single:

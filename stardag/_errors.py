@@ -19,6 +19,12 @@ StardagError
 │   └── UnknownRootKeyError      a target root key that is not configured
 ├── TaskFailedError              a task raised while running (wraps its error)
 │   └── BuildInterruptedError    the build was interrupted (Ctrl-C) before the task finished
+├── ExecutorError                a task cannot be run where its executor would run it
+│   ├── TaskPicklingError        a task cannot be pickled to go to another process
+│   ├── WorkerImportError        a worker cannot import a task's code
+│   ├── WorkerLostError          the worker running a task died (killed, out of memory)
+│   └── RemoteTaskError          a task failed on a worker with an error that cannot travel
+├── ConcurrencyLimitError        a concurrency limit that is invalid or not defined
 ├── OptionalDependencyError      a value's type needs a package that is not installed
 ├── RegistryError                the registry cannot be opened, written or queried
 │   ├── RegistryLockedError      still locked by another process after the retries
@@ -178,6 +184,38 @@ class TaskFailedError(StardagError):
 
 class BuildInterruptedError(TaskFailedError):
     """The build was interrupted (Ctrl-C) before the task finished: it did not fail."""
+
+
+class ExecutorError(StardagError):
+    """A task cannot be run where its executor would run it; `.task_id` names it (or None)."""
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class TaskPicklingError(ExecutorError):
+    """A task (or a parameter of it) cannot be pickled to go to another process."""
+
+
+class WorkerImportError(ExecutorError, ImportError):
+    """A worker cannot import the code of a task (checked before any task runs)."""
+
+
+class WorkerLostError(ExecutorError):
+    """The worker process running a task died (killed, out of memory); nothing was published."""
+
+
+class RemoteTaskError(ExecutorError):
+    """A task failed on a worker with an exception that cannot be sent back as itself."""
+
+
+class ConcurrencyLimitError(StardagError, ValueError):
+    """A concurrency limit is below 1, or a task counts against a limit not defined."""
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class RegistryError(StardagError):

@@ -15,7 +15,18 @@ runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 from stardag.build._claim_config import ClaimConfig
 from stardag.build._context import BuildContext, get_current_build_context, get_current_build_id
 from stardag.build._events import BuildEvent, BuildListener, EventKind
+from stardag.build._executor import (
+    RunPlace,
+    TaskDone,
+    TaskExecutor,
+    TaskFailed,
+    TaskOutcome,
+    TaskYielded,
+)
 from stardag.build._labels import labelled
+from stardag.build._limits import ConcurrencyConfig
+from stardag.build._process import ProcessPoolTaskExecutor
+from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
 from stardag.build._run import (
     DEFAULT_CLAIMS,
     DEFAULT_REGISTRY,
@@ -39,16 +50,26 @@ __all__ = [
     "BuildEvent",
     "BuildExitStatus",
     "BuildFailed",
-    "BuildStopped",
     "BuildFailedError",
     "BuildListener",
+    "BuildStopped",
     "BuildSummary",
     "ClaimConfig",
+    "ConcurrencyConfig",
     "DEFAULT_CLAIMS",
     "DEFAULT_REGISTRY",
     "EventKind",
     "FailMode",
+    "InProcessTaskExecutor",
+    "ProcessPoolTaskExecutor",
+    "RoutedTaskExecutor",
+    "RunPlace",
     "TaskCount",
+    "TaskDone",
+    "TaskExecutor",
+    "TaskFailed",
+    "TaskOutcome",
+    "TaskYielded",
     "build",
     "build_aio",
     "build_sequential",

@@ -12,6 +12,12 @@ event loop) updates the graph under one lock and dispatches what became ready.
 
 A task whose `run()` yields (dynamic dependencies) hands its generator to the
 event loop, which builds what it yielded and then queues the generator to resume.
+
+With a `task_executor` other than the in-process default, tasks routed to it
+run elsewhere (`stardag.build._executor`): the event loop submits each one and
+awaits its outcome; this process stays the coordinator of everything else. With
+a `ConcurrencyConfig`, a task takes its slots (`_limits`) before it is handed to
+any executor, and gives them back when it finishes or suspends on what it yielded.
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ from stardag._errors import (
 )
 from stardag.build._events import BuildEvent, BuildListener, EventKind
 from stardag.build._interrupt import PublishGate, abandoning_message, say, waiting_message
+from stardag.build._executor import (
+    RunPlace,
+    TaskExecutor,
+    TaskFailed,
+    TaskYielded,
+    as_outcome,
+)
+from stardag.build._limits import ConcurrencyConfig, Limiter
+from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
 from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.task._stored import Task
 
@@ -65,6 +80,7 @@ class Node:
     __slots__ = (
         "dependents",
         "deps",
+        "executor",
         "id",
         "is_async",
         "state",
@@ -72,6 +88,7 @@ class Node:
         "task",
         "waiters",
         "waiting",
+        "where",
     )
 
     def __init__(self, task: BaseTask, dual_async: bool = True) -> None:
@@ -84,6 +101,8 @@ class Node:
         self.state = State.PENDING
         self.waiters: list[DynamicWait] = []  # suspended tasks that yielded this one
         self.suspended: DynamicWait | None = None  # what this task waits on, once it yielded
+        self.executor: TaskExecutor | None = None  # None: the engine's own threads and loop
+        self.where: Any = None  # RunPlace of a task run by an executor
 
     def describe(self) -> str:
         return f"{type(self.task).get_name()} ({self.id[:12]})"
@@ -158,6 +177,8 @@ class Engine:
         listeners: Sequence[BuildListener],
         dual_async: bool = True,
         sync_mode: str = "thread",
+        executor: TaskExecutor | None = None,
+        concurrency: ConcurrencyConfig | None = None,
     ) -> None:
         self.summary = summary
         self.sequential = sequential
@@ -192,6 +213,10 @@ class Engine:
         self.local = threading.local()
         # Registry claims (`_claims.Claimer`): a ready task runs once its claim is won.
         self.claimer: Claimer | None = None
+        # Executors: None when every task runs in process (the default, and the fast path).
+        self.executor = None if isinstance(executor, InProcessTaskExecutor) else executor
+        self.limiter = Limiter(concurrency) if concurrency and not sequential else None
+        self.in_flight: dict[str, Node] = {}  # submitted to an executor, not finished
 
     # -- events -----------------------------------------------------------------
     def emit(self, kind: EventKind, **details: Any) -> None:
@@ -210,8 +235,23 @@ class Engine:
         self.async_slots = asyncio.Semaphore(max(self.workers, 32))
         with self.lock:
             self.emit(EventKind.BUILD_STARTED, roots=tuple(roots))
+        if self.executor is not None:
+            await self.executor.setup()
+        try:
+            await self.execute(roots)
+            if self.gate.closed:  # abandoned (a second Ctrl-C): stop what workers still run
+                await self.cancel_remote()
+        except BaseException:
+            await self.cancel_remote()
+            raise
+        finally:
+            if self.executor is not None:
+                await self.executor.teardown()
+
+    async def execute(self, roots: Sequence[BaseTask]) -> None:
         new = await self.discover(roots)
         self.check_acyclic(new)
+        await self.plan(new)
         with self.lock:
             self.schedule(new)
             if self.outstanding == 0:
@@ -230,6 +270,39 @@ class Engine:
             if not self.gate.closed:  # abandoned workers finish on their own, unrecorded
                 for thread in threads:
                     await asyncio.to_thread(thread.join)
+
+    async def plan(self, nodes: list[Node]) -> None:
+        """Before new tasks can run: their limit names, their executor, its preflight.
+
+        Every error here (an unknown limit or executor, a task that cannot be
+        pickled or imported by a worker) comes before any of these tasks runs.
+        """
+        pending = [n for n in nodes if n.state is State.PENDING]
+        if self.limiter is not None:
+            for node in pending:
+                self.limiter.check(node.task)
+        if self.executor is None or not pending:
+            return
+        routed = self.executor if isinstance(self.executor, RoutedTaskExecutor) else None
+        shipped: list[Node] = []
+        for node in pending:
+            chosen = routed.route(node.task) if routed is not None else self.executor
+            if not isinstance(chosen, InProcessTaskExecutor):
+                node.executor = chosen
+                shipped.append(node)
+        if shipped:
+            await self.executor.preflight([n.task for n in shipped])
+
+    async def cancel_remote(self) -> None:
+        """Best effort: cancel what executors still run for an interrupted build."""
+        with self.lock:
+            running = list(self.in_flight.values())
+        for node in running:
+            if node.executor is not None:
+                try:
+                    await node.executor.cancel(node.task)
+                except Exception:  # noqa: BLE001  # the interruption is what gets reported
+                    continue
 
     def start_workers(self) -> list[threading.Thread]:
         # Each worker runs in a copy of this context: get_current_build_id() works there.
@@ -389,8 +462,18 @@ class Engine:
         self.submit(node, resume)
 
     def submit(self, node: Node, resume: Any) -> None:
-        """Hand a queued node (or a suspended generator) to what runs it."""
-        if self.sequential:
+        """Hand a queued node (or a suspended generator) to what runs it, slots taken."""
+        if self.limiter is not None and not self.limiter.admit(
+            node.id, lambda: self.send(node, resume)
+        ):
+            return
+        self.send(node, resume)
+
+    def send(self, node: Node, resume: Any) -> None:
+        """Hand a node (its claim won, its slots taken) to whatever runs it."""
+        if node.executor is not None:
+            self.loop.call_soon_threadsafe(self.spawn_remote, node)
+        elif self.sequential:
             self.loop_queue.append((node, resume))
             self.loop.call_soon_threadsafe(self.wake.set)
         elif not node.is_async and self.sync_blocking:
@@ -408,6 +491,8 @@ class Engine:
         """Record a node's outcome and release what waited on it."""
         self.outstanding -= 1
         self.running.pop(node.id, None)
+        if self.limiter is not None:
+            self.limiter.release(node.id)
         if isinstance(error, BuildInterruptedError):
             self.interrupt_node(node, error)
         elif error is None:
@@ -473,6 +558,8 @@ class Engine:
             return  # abandoned: every node has its outcome already
         node.state = State.PENDING
         self.outstanding -= 1
+        if self.limiter is not None:
+            self.limiter.release(node.id)
         self.skip(node)
         if self.outstanding == 0:
             self.loop.call_soon_threadsafe(self.idle.set)
@@ -481,7 +568,13 @@ class Engine:
         node.state = State.FAILED
         self.summary.failed += 1
         self.summary.failures[node.id] = error
-        self.emit(EventKind.TASK_FAILED, task=node.task, error=error, dynamic=_dynamic(node))
+        self.emit(
+            EventKind.TASK_FAILED,
+            task=node.task,
+            error=error,
+            dynamic=_dynamic(node),
+            where=node.where,
+        )
         if self.first_error is None:
             self.first_error = error
             self.first_failed = node.task
@@ -670,7 +763,11 @@ class Engine:
                 return  # abandoned: the build has ended without it
             if error is None:
                 self.emit(
-                    EventKind.TASK_COMPLETED, task=node.task, record=record, dynamic=_dynamic(node)
+                    EventKind.TASK_COMPLETED,
+                    task=node.task,
+                    record=record,
+                    dynamic=_dynamic(node),
+                    where=node.where,
                 )
             self.finish(node, error)
             node.task._set_run_state(None)
@@ -726,7 +823,7 @@ class Engine:
         try:
             yielded = await gen.__anext__()
             while True:
-                await self.wait_dynamic(node, yielded)
+                await self.suspend(node, yielded)
                 yielded = await gen.asend(None)
         except StopAsyncIteration:
             return None
@@ -736,7 +833,7 @@ class Engine:
             done, value = _step(gen)
             if done:
                 return value
-            await self.wait_dynamic(node, value)
+            await self.suspend(node, value)
 
     async def settle_async(self, task: BaseTask, result: Any) -> Any:
         state = task._run_state or {}
@@ -752,6 +849,7 @@ class Engine:
 
     async def resume_after(self, node: Node, gen: Any, yielded: Any) -> None:
         """Build what a sync generator yielded, then queue it to resume."""
+        self.give_back(node)
         try:
             await self.wait_dynamic(node, yielded)
         except Exception as exc:  # noqa: BLE001  # the yielding task fails with it
@@ -773,6 +871,7 @@ class Engine:
             state["dynamic"].extend(t.id for t in tasks)
         new = await self.discover(tasks)
         self.check_acyclic(new)
+        await self.plan(new)
         with self.lock:
             wanted = [self.nodes[t.id] for t in tasks]
             _check_no_wait_cycle(node, wanted)
@@ -795,6 +894,62 @@ class Engine:
             await wait.future
         finally:
             node.suspended = None
+
+    async def suspend(self, node: Node, struct: Any) -> None:
+        """Wait on what a running task yielded, without holding its concurrency slots."""
+        if self.limiter is None:
+            await self.wait_dynamic(node, struct)
+            return
+        self.give_back(node)
+        await self.wait_dynamic(node, struct)
+        resumed: asyncio.Future[None] = self.loop.create_future()
+        with self.lock:
+            if self.limiter.admit(
+                node.id, lambda: self.loop.call_soon_threadsafe(_settle_future, resumed, None)
+            ):
+                return
+        await resumed
+
+    def give_back(self, node: Node) -> None:
+        if self.limiter is not None:
+            with self.lock:
+                self.limiter.release(node.id)
+
+    # -- tasks on other executors (on the event loop) -------------------------------------
+    def spawn_remote(self, node: Node) -> None:
+        self.keep(asyncio.ensure_future(self.run_remote(node)))
+
+    async def run_remote(self, node: Node) -> None:
+        """Submit a task to its executor until it is done, building what it yields."""
+        executor = node.executor
+        assert executor is not None  # routed by plan()
+        try:
+            if self.begin(node):
+                return
+            with self.lock:
+                self.in_flight[node.id] = node
+            node.where = RunPlace(executor.name, "")
+            while True:
+                outcome = as_outcome(await executor.submit(node.task), node.where)
+                if not isinstance(outcome, TaskYielded):
+                    break
+                await self.suspend(node, list(outcome.tasks))
+            node.where = outcome.where
+            if isinstance(outcome, TaskFailed):
+                raise outcome.error
+            state = node.task._run_state
+            if state is not None and outcome.dynamic:
+                state["dynamic"] = list(outcome.dynamic)
+        except Exception as exc:  # noqa: BLE001  # a task's failure is data for the build
+            self.forget_remote(node)
+            self.end(node, None, exc)
+        else:
+            self.forget_remote(node)
+            self.end(node, outcome.record, None)
+
+    def forget_remote(self, node: Node) -> None:
+        with self.lock:
+            self.in_flight.pop(node.id, None)
 
     # -- sequential builds ----------------------------------------------------------------
     async def consume_on_loop(self) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from stardag.build._executor import RunPlace
     from stardag.store._store import ActionRecord
     from stardag.task._base import BaseTask
 
@@ -47,6 +48,7 @@ class BuildEvent:
     summary: Any = None  # BuildSummary, BUILD_ENDED
     total: int = 0  # tasks discovered so far in this build (every event)
     remote: str | None = None  # TASK_CACHED read through from this remote (URL), not local
+    where: RunPlace | None = None  # TASK_COMPLETED/FAILED on an executor; None: in process
 
 
 class BuildListener(Protocol):

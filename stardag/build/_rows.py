@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from stardag.build._events import BuildEvent, EventKind
+from stardag.build._executor import IN_PROCESS_NAME, here
 from stardag.registry import _fetches, _writes
 from stardag.registry._environment import Environment, GitState
 from stardag.registry._fingerprint import code_location, fingerprint
@@ -86,6 +87,7 @@ class RowMaker:
         # Per class and per root key, not per task: most of a build is few classes.
         self._code: dict[type, tuple[str, str, str | None]] = {}
         self._stores: dict[str, str | None] = {}
+        self._here = here(IN_PROCESS_NAME)  # where tasks that no executor ran, ran
 
     def rows(self, events: list[BuildEvent], build_error: BaseException | None) -> BatchRows:
         """The rows for a slice of the build's events, in order."""
@@ -138,6 +140,8 @@ class RowMaker:
         self._task(batch, task, event.time, static=None)
         started = self._started.pop(task.id, event.time)
         run = self._run(task, outcome, started, event.time)
+        where = event.where or self._here
+        run |= {"executor": where.executor, "executor_ref": where.ref}
         batch.edges.extend(_writes.edge_rows(task.id, event.dynamic, "dynamic"))
         if event.error is not None:
             run |= _error_columns(event.error)
@@ -161,6 +165,8 @@ class RowMaker:
             "digest": None,
             "size_raw": None,
             "fingerprint": self._code_of(type(task))[2],
+            "executor": None,
+            "executor_ref": None,
         }
 
     def _output(self, task: BaseTask, record: ActionRecord, build: bool = True) -> Row:
@@ -220,6 +226,8 @@ def _interrupted_run(build_id: str, task_id: str, started: float, ended: float) 
         "digest": None,
         "size_raw": None,
         "fingerprint": None,
+        "executor": None,
+        "executor_ref": None,
     }
 
 

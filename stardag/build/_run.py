@@ -27,12 +27,14 @@ from collections.abc import Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from stardag._errors import BuildOptionError
+from stardag._errors import BuildOptionError, ExecutorError
 from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
 from stardag.build._events import BuildListener, EventKind
+from stardag.build._executor import TaskExecutor
 from stardag.build._interrupt import Interrupts
+from stardag.build._limits import ConcurrencyConfig
 from stardag.build._summary import BuildSummary, FailMode
 from stardag.task._base import BaseTask
 
@@ -143,6 +145,23 @@ def _run_policy(dual_run_default: str, sync_run_default: str) -> tuple[bool, str
     return dual_run_default == "async", sync_run_default
 
 
+def _sync_in_processes(given: TaskExecutor | None) -> TaskExecutor:
+    """sync_run_default="process": sync tasks on a process pool, the others in process."""
+    from stardag.build._process import ProcessPoolTaskExecutor
+    from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
+    from stardag.build._worker import is_async
+
+    if given is not None:
+        raise ExecutorError(
+            "sync_run_default='process' and task_executor= both say where tasks run; "
+            "give one (a RoutedTaskExecutor can send sync tasks to a ProcessPoolTaskExecutor)"
+        )
+    return RoutedTaskExecutor(
+        {"in_process": InProcessTaskExecutor(), "process": ProcessPoolTaskExecutor()},
+        router=lambda task: None if is_async(task) else "process",
+    )
+
+
 async def _build(
     tasks: BaseTask | Iterable[BaseTask],
     *,
@@ -155,14 +174,13 @@ async def _build(
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
     claims: ClaimsArg = DEFAULT_CLAIMS,
+    task_executor: TaskExecutor | None = None,
+    concurrency_config: ConcurrencyConfig | None = None,
 ) -> BuildSummary:
     """The one engine behind the four entry points."""
     dual_async, sync_mode = _run_policy(dual_run_default, sync_run_default)
     if sync_mode == "process":
-        raise BuildOptionError(
-            "sync_run_default='process' is not available yet (it needs the process-pool "
-            "executor of the scale-out work); use 'thread' or 'blocking'"
-        )
+        task_executor = _sync_in_processes(task_executor)
     summary = BuildSummary(build_id=uuid.uuid4().hex)
     roots = _as_list(tasks)
     recorder = _start_recorder(registry, summary.build_id, roots)
@@ -175,6 +193,8 @@ async def _build(
         listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
         dual_async=dual_async,
         sync_mode=sync_mode,
+        executor=task_executor,
+        concurrency=concurrency_config,
     )
     token = current_build_context.set(BuildContext(build_id=summary.build_id))
     claimer = _start_claimer(recorder, claims, engine)
@@ -226,6 +246,8 @@ async def build_aio(
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
     claims: ClaimsArg = DEFAULT_CLAIMS,
+    task_executor: TaskExecutor | None = None,
+    concurrency_config: ConcurrencyConfig | None = None,
 ) -> BuildSummary:
     """Build concurrently inside the running event loop (see `build` for the arguments)."""
     return await _build(
@@ -239,6 +261,8 @@ async def build_aio(
         dual_run_default=dual_run_default,
         sync_run_default=sync_run_default,
         claims=claims,
+        task_executor=task_executor,
+        concurrency_config=concurrency_config,
     )
 
 
@@ -286,6 +310,8 @@ def build(
     dual_run_default: DualRunDefault = "async",
     sync_run_default: SyncRunDefault = "thread",
     claims: ClaimsArg = DEFAULT_CLAIMS,
+    task_executor: TaskExecutor | None = None,
+    concurrency_config: ConcurrencyConfig | None = None,
 ) -> BuildSummary:
     """Build every missing output of `tasks` and their upstream, concurrently.
 
@@ -312,6 +338,12 @@ def build(
             builders sharing the registry compute each task once (`sd.ClaimConfig`: TTL,
             heartbeat). Default: claims on whenever the build records (off with
             `STARDAG_CLAIMS=0`); None turns them off.
+        task_executor: where tasks run (docs/scale-out.md): by default in this
+            process; `ProcessPoolTaskExecutor()` for a local process pool,
+            `stardag.dask.DaskExecutor(...)` for a Dask cluster, or a
+            `RoutedTaskExecutor` that picks one per task. This process stays the
+            coordinator: it checks, orders, records and reports everything.
+        concurrency_config: named limits on how many tasks run at once, on any executor.
     """
     return _run_sync(
         build_aio(
@@ -325,6 +357,8 @@ def build(
             dual_run_default=dual_run_default,
             sync_run_default=sync_run_default,
             claims=claims,
+            task_executor=task_executor,
+            concurrency_config=concurrency_config,
         )
     )
 

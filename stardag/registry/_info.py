@@ -73,6 +73,10 @@ class RunInfo:
     # (reproduced, differs, failed, unrecorded) and the digest the audit compared with.
     verdict: str | None = None
     recorded_digest: str | None = None
+    # Where it ran (computed and failed runs): the executor (in_process, process, dask,
+    # ...) and its process: "host:pid", or a worker's address and host:pid.
+    executor: str | None = None
+    executor_ref: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> RunInfo:
@@ -93,6 +97,8 @@ class RunInfo:
             error_message=row.error_message,
             traceback=row.traceback,
             environment=EnvironmentInfo.from_row(row),
+            executor=row.executor,
+            executor_ref=row.executor_ref,
         )
 
 

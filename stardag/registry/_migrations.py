@@ -204,4 +204,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "run_executor",
+        (
+            """
+            ALTER TABLE runs ADD COLUMN executor VARCHAR
+            """,
+            """
+            ALTER TABLE runs ADD COLUMN executor_ref VARCHAR
+            """,
+        ),
+    ),
 )

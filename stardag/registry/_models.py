@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, Integer
 from sqlmodel import Field, SQLModel
 
 # Bump with every new migration step; a registry stamped higher is refused.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Byte counts: SQLite's INTEGER already holds 64 bits, PostgreSQL's needs BIGINT.
 _BYTES = Integer().with_variant(BigInteger(), "postgresql")
@@ -124,6 +124,8 @@ class RunRow(SQLModel, table=True):
     digest: str | None = None
     size_raw: int | None = _bytes(nullable=True)
     fingerprint: str | None = None  # of the code that ran
+    executor: str | None = None  # where it ran: in_process, process, dask, ...
+    executor_ref: str | None = None  # host:pid, or a worker's address and host:pid
 
 
 class OutputRow(SQLModel, table=True):

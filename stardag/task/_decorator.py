@@ -93,7 +93,11 @@ def task(_func: Callable[..., Any], /) -> type[FunctionTask[Any]]: ...
 
 @overload
 def task(
-    *, name: str | None = None, version: str = "", target_root_key: str | None = None
+    *,
+    name: str | None = None,
+    version: str = "",
+    target_root_key: str | None = None,
+    executor: str | None = None,
 ) -> Callable[[Callable[..., Any]], type[FunctionTask[Any]]]: ...
 
 
@@ -104,11 +108,19 @@ def task(
     name: str | None = None,
     version: str = "",
     target_root_key: str | None = None,
+    executor: str | None = None,
 ) -> Any:
-    """Turn a function into a task class: `@sd.task` or `@sd.task(name=..., version=...)`."""
+    """Turn a function into a task class: `@sd.task` or `@sd.task(name=..., version=...)`.
+
+    `executor` names the executor of a `RoutedTaskExecutor` that should run the task
+    (its `__stardag_executor__` hint; not part of the task id).
+    """
 
     def wrap(func: Callable[..., Any]) -> type[FunctionTask[Any]]:
-        return _make_task_class(func, name=name, version=version, target_root_key=target_root_key)
+        cls = _make_task_class(func, name=name, version=version, target_root_key=target_root_key)
+        if executor is not None:
+            cls.__stardag_executor__ = executor  # type: ignore[attr-defined]  # routing hint
+        return cls
 
     return wrap if _func is None else wrap(_func)
 
