@@ -1,0 +1,177 @@
+"""`DaskExecutor`: each ready task becomes one Dask future on a distributed cluster.
+
+The build stays in this process (the coordinator); Dask only runs tasks. A
+future's key is `stardag-<task id>`, so Dask itself never runs one task id
+twice at once, even for two builds on one cluster; a task submitted again after
+its dynamic dependencies were built gets `stardag-<task id>-<n>`. Futures are
+released as soon as their outcome is read, so the cluster keeps no results.
+
+Invariant: a worker that dies mid-task is Dask's to handle: the scheduler runs
+the task again elsewhere (up to `distributed.scheduler.allowed-failures`), then
+gives up (`KilledWorker`), which fails the task with `WorkerLostError`. Either
+way the dead worker published nothing: the store writes blob then record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+
+from stardag._errors import ExecutorError, OptionalDependencyError, WorkerLostError
+from stardag.build._shipping import ShippingExecutor
+from stardag.build._worker import run_job
+from stardag.task._base import BaseTask
+
+try:
+    import distributed
+except ImportError as exc:  # pragma: no cover  # the extra is not installed
+    raise OptionalDependencyError(
+        "stardag.dask needs dask.distributed: pip install 'stardag[dask]'", package="distributed"
+    ) from exc
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# distributed is only partly typed: its futures and the asynchronous client are Any here.
+Future: TypeAlias = Any
+
+
+def run_on_worker(payload: bytes) -> bytes:
+    """The function Dask runs: one stardag job on this worker."""
+    try:
+        address: str | None = distributed.get_worker().address
+    except ValueError:  # not on a worker (a local scheduler): no address to name
+        address = None
+    return run_job(payload, DaskExecutor.name, address)
+
+
+class DaskExecutor(ShippingExecutor):
+    """Runs tasks on a Dask distributed cluster.
+
+    Args:
+        client: a `distributed.Client` (yours: it is never closed here), or the
+            scheduler's address (`"tcp://scheduler:8786"`): a client is then
+            opened for each build and closed after it.
+    """
+
+    name: ClassVar[str] = "dask"
+
+    def __init__(self, client: Client | str) -> None:
+        super().__init__()
+        self._given = client if not isinstance(client, str) else None
+        self.address = client if isinstance(client, str) else None
+        self._client: Any = None  # this build's asynchronous client
+        self._futures: dict[str, Future] = {}
+        self._attempts: dict[str, int] = {}
+
+    @property
+    def client(self) -> Any:
+        """The client in use; `ExecutorError` outside a build that opened one."""
+        if self._client is None:
+            raise ExecutorError(f"DaskExecutor({self.address!r}) is not connected: not in a build")
+        return self._client
+
+    async def setup(self) -> None:
+        """Open this build's own asynchronous client, on the build's event loop."""
+        given: Any = self._given
+        address = self.address if given is None else given.scheduler.address
+        self._client = await distributed.Client(  # type: ignore[no-untyped-call]  # untyped
+            address, asynchronous=True, set_as_default=False
+        )
+        self._gatherer = _Gatherer(self._client)
+
+    async def teardown(self) -> None:
+        """Close this build's client (a client you gave is never closed)."""
+        self._payloads.clear()
+        self._attempts.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def cancel(self, task: BaseTask) -> None:
+        """Cancel the task's future."""
+        future = self._futures.get(task.id)
+        if future is not None:
+            await self.client.cancel([future])
+
+    async def _result(self, future: Future) -> Any:
+        """A finished future's value: outcomes are fetched in batches, as bare `gather` does."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+        # Dask calls this on a thread of its own; it only wakes the loop (no data moves).
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(_wake, finished))
+        await finished
+        if future.status != "finished":
+            return await future  # raises its error: cancelled, KilledWorker
+        return await self._gatherer.get(future)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self.client.submit(fn, *args, pure=False)
+        try:
+            return await future
+        finally:
+            future.release()
+
+    async def _run(self, task: BaseTask, payload: bytes) -> bytes:
+        attempt = self._attempts.get(task.id, 0)
+        self._attempts[task.id] = attempt + 1
+        key = f"stardag-{task.id}" + (f"-{attempt}" if attempt else "")
+        future = self.client.submit(run_on_worker, payload, key=key, pure=False, retries=0)
+        self._futures[task.id] = future
+        try:
+            data: bytes = await self._result(future)
+        except distributed.scheduler.KilledWorker as exc:
+            raise WorkerLostError(
+                f"the Dask workers running task {type(task).get_name()} ({task.id[:12]}) died "
+                f"each time it was tried ({exc}); nothing of its output was published. Check "
+                "the workers' memory and logs, then build again.",
+                task_id=task.id,
+            ) from exc
+        except distributed.client.FutureCancelledError as exc:
+            raise ExecutorError(
+                f"the Dask future of task {type(task).get_name()} ({task.id[:12]}) was "
+                f"cancelled: {exc}",
+                task_id=task.id,
+            ) from exc
+        finally:
+            self._futures.pop(task.id, None)
+            future.release()
+        return data
+
+
+def _wake(finished: asyncio.Future[None]) -> None:
+    if not finished.done():
+        finished.set_result(None)
+
+
+class _Gatherer:
+    """Fetches finished futures' values in one `gather` per batch, not one call each."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client  # asynchronous
+        self.queue: list[tuple[Future, asyncio.Future[Any]]] = []
+        self.drain: asyncio.Future[None] | None = None
+
+    async def get(self, future: Future) -> Any:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.queue.append((future, waiter))
+        if self.drain is None or self.drain.done():
+            self.drain = asyncio.ensure_future(self._drain())
+        return await waiter
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                values = await self.client.gather([future for future, _ in batch])
+            except Exception:  # noqa: BLE001  # one bad future: fetch each on its own
+                for future, waiter in batch:
+                    try:
+                        waiter.set_result(await future)
+                    except Exception as exc:  # noqa: BLE001  # handed to its awaiter
+                        waiter.set_exception(exc)
+                continue
+            for (_, waiter), value in zip(batch, values, strict=True):
+                if not waiter.done():
+                    waiter.set_result(value)
