@@ -12,6 +12,8 @@ each task id runs at most once per build. A cycle is an error before anything
 runs. `run()` may yield tasks (dynamic dependencies), built before it resumes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from stardag.build._claim_config import ClaimConfig
 from stardag.build._context import BuildContext, get_current_build_context, get_current_build_id
 from stardag.build._events import BuildEvent, BuildListener, EventKind
@@ -25,7 +27,6 @@ from stardag.build._executor import (
 )
 from stardag.build._labels import labelled
 from stardag.build._limits import ConcurrencyConfig
-from stardag.build._process import ProcessPoolTaskExecutor
 from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
 from stardag.build._run import (
     DEFAULT_CLAIMS,
@@ -44,6 +45,9 @@ from stardag.build._summary import (
     FailMode,
     TaskCount,
 )
+
+if TYPE_CHECKING:
+    from stardag.build._process import ProcessPoolTaskExecutor
 
 __all__ = [
     "BuildContext",
@@ -78,3 +82,12 @@ __all__ = [
     "get_current_build_id",
     "labelled",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The process pool imports multiprocessing: only when asked for (`import stardag` stays fast).
+    if name == "ProcessPoolTaskExecutor":
+        from stardag.build._process import ProcessPoolTaskExecutor
+
+        return ProcessPoolTaskExecutor
+    raise AttributeError(f"module 'stardag.build' has no attribute {name!r}")
