@@ -27,6 +27,9 @@ def dask_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[distribute
             threads_per_worker=1,
             host="127.0.0.1",
             dashboard_address=None,
+            # The scheduler still serves /health and /metrics: on a free port of 127.0.0.1,
+            # not on 8787, which another cluster on this machine may hold.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
     client = distributed.Client(cluster, set_as_default=False)
     client.register_plugin(OwnHome(str(homes)), name="own-home")
