@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from stardag._errors import ExecutorError
@@ -61,7 +61,6 @@ class RoutedTaskExecutor(TaskExecutor):
     router: Router | None = None
     default: str | None = None
     name: ClassVar[str] = "routed"
-    _routes: dict[str, TaskExecutor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.executors:
@@ -79,9 +78,6 @@ class RoutedTaskExecutor(TaskExecutor):
 
     def route(self, task: BaseTask) -> TaskExecutor:
         """The executor that runs `task`; `ExecutorError` naming it if the key is unknown."""
-        found = self._routes.get(task.id)
-        if found is not None:
-            return found
         key = self.router(task) if self.router is not None else None
         if key is None:
             key = executor_hint(task) or self.default
@@ -92,12 +88,7 @@ class RoutedTaskExecutor(TaskExecutor):
                 f"{key!r}, which is not one of {sorted(self.executors)}",
                 task_id=task.id,
             )
-        self._routes[task.id] = executor
         return executor
-
-    def forget(self, task_id: str) -> None:
-        """Drop a cached route (the engine calls it when a task is finished)."""
-        self._routes.pop(task_id, None)
 
     async def setup(self) -> None:
         """Set up every executor it routes to."""

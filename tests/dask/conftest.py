@@ -1,4 +1,9 @@
-"""One Dask cluster for the whole test run: two worker processes on 127.0.0.1."""
+"""One Dask cluster for the Dask tests (all in one module): two worker processes on 127.0.0.1.
+
+Module-scoped, so it is closed before the rest of the suite runs: with an in-process
+scheduler alive, CPython 3.11.7 sometimes failed ast.parse in the registry recorder
+(SystemError "AST constructor recursion depth mismatch", gh-106905) in later tests.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import distributed
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[distributed.Client]:
     """A client of a LocalCluster whose workers each have their own HOME and STARDAG_HOME.
 
@@ -41,5 +46,7 @@ def dask_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[distribute
 @pytest.fixture
 def worker_homes(dask_client: distributed.Client) -> list[Path]:
     """The workers' own STARDAG_HOME folders."""
-    homes = dask_client.run(lambda: __import__("os").environ["STARDAG_HOME"])
+    from dask_support import stardag_home
+
+    homes = dask_client.run(stardag_home)
     return [Path(home) for home in homes.values()]

@@ -9,6 +9,11 @@ from typing import Any
 from distributed import WorkerPlugin
 
 
+def stardag_home() -> str:
+    """This process's STARDAG_HOME (run on each worker)."""
+    return os.environ["STARDAG_HOME"]
+
+
 class OwnHome(WorkerPlugin):
     """Give each worker a HOME and STARDAG_HOME of its own, apart from the coordinator's.
 

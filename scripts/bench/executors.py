@@ -1,0 +1,220 @@
+"""Executors side by side, ratios in one run: in process, a process pool, Dask.
+
+    python scripts/bench/executors.py [--n 16] [--seconds 0.25] [--trivial 1000] [--reps 3]
+                                      [--baseline DIR]
+
+1. CPU-bound fan-out: `--n` pure-Python tasks of about `--seconds` each, then a reduce.
+   In process (the default), then ProcessPoolTaskExecutor and DaskExecutor (a
+   LocalCluster of single-threaded worker processes), each with 1 and 2 workers held
+   open (start-up is reported apart). Speed-up = in-process time / executor time.
+   From the 2-worker times: the per-task overhead o = T - ceil(n/W)*w (w = the
+   in-process time per task), and what W workers would give: n*w / (ceil(n/W)*(w+o)).
+2. Overhead on Dask: `--trivial` trivial tasks through DaskExecutor against the same
+   number of bare `client.submit` calls of the same function (then one `gather`), on the
+   same cluster, alternating. Ratio = ours / bare.
+3. With `--baseline DIR` (a checkout of stardag before the executors), the in-process
+   default building `--trivial` trivial tasks here and there, in fresh processes,
+   alternating. Ratio = ours / baseline.
+
+Every build uses fresh task ids (a salt) in a temporary store, without a registry.
+Times are medians over --reps; absolute times move with the machine's load, ratios
+measured in the same run are what count. Goals (issue 11): fan-out >= 1.7x for the pool
+and Dask with 2 workers on 2 cores; Dask overhead <= 1.5x; in process within 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("STARDAG_NO_REGISTRY", "1")
+
+import _executor_tasks as tasks  # noqa: E402
+
+import stardag as sd  # noqa: E402
+from stardag.build import ProcessPoolTaskExecutor  # noqa: E402
+
+
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def fanout_build(n: int, seconds: float, **kwargs: object) -> float:
+    root = tasks.fanout(n, seconds, uuid.uuid4().hex)
+    elapsed = timed(lambda: sd.build(root, registry=None, **kwargs))
+    assert root.load() == sum(t.load() for t in root.fits)
+    return elapsed
+
+
+def dask_cluster(workers: int) -> object:
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        processes=True,
+        n_workers=workers,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+
+
+def part_fanout(a: argparse.Namespace) -> None:
+    from distributed import Client
+
+    from stardag.dask import DaskExecutor
+
+    print(f"1. fan-out: {a.n} tasks of ~{a.seconds}s CPU, then a reduce ({os.cpu_count()} cores)")
+    base = median([fanout_build(a.n, a.seconds) for _ in range(a.reps)])
+    per_task = base / a.n
+    print(f"   in process (default)        {base:6.2f} s")
+    results: dict[tuple[str, int], float] = {}
+    for workers in (1, 2):
+        start = time.perf_counter()
+        with ProcessPoolTaskExecutor(max_workers=workers) as pool:
+            fanout_build(2, 0.0, task_executor=pool)  # start the workers
+            startup = time.perf_counter() - start
+            took = median([fanout_build(a.n, a.seconds, task_executor=pool) for _ in range(a.reps)])
+        results["process", workers] = took
+        print(
+            f"   process pool, {workers} worker(s)  {took:6.2f} s  speed-up "
+            f"{base / took:4.2f}x  (pool start-up {startup:.2f} s, not counted)"
+        )
+        start = time.perf_counter()
+        with dask_cluster(workers) as cluster, Client(cluster) as client:
+            executor = DaskExecutor(client)
+            fanout_build(2, 0.0, task_executor=executor)
+            startup = time.perf_counter() - start
+            took = median(
+                [fanout_build(a.n, a.seconds, task_executor=executor) for _ in range(a.reps)]
+            )
+        results["dask", workers] = took
+        print(
+            f"   dask, {workers} worker(s)          {took:6.2f} s  speed-up "
+            f"{base / took:4.2f}x  (cluster start-up {startup:.2f} s, not counted)"
+        )
+    for kind in ("process", "dask"):
+        took = results[kind, 2]
+        overhead = max(0.0, took / math.ceil(a.n / 2) - per_task)
+        guesses = ", ".join(
+            f"{w} workers ~{a.n * per_task / (math.ceil(a.n / w) * (per_task + overhead)):.1f}x"
+            for w in (4, 8, 16)
+        )
+        print(f"   {kind}: per-task overhead ~{overhead * 1e3:.0f} ms; on more cores: {guesses}")
+    print(
+        "   goal: >= 1.70x with 2 workers: "
+        + ", ".join(f"{k} {base / results[k, 2]:.2f}x" for k in ("process", "dask"))
+    )
+
+
+def part_dask_overhead(a: argparse.Namespace) -> None:
+    from distributed import Client
+
+    from stardag.dask import DaskExecutor
+
+    n = a.trivial
+    print(f"2. overhead on Dask: {n} trivial tasks, 2 single-threaded workers")
+    ours: list[float] = []
+    bare: list[float] = []
+    with dask_cluster(2) as cluster, Client(cluster) as client:
+        executor = DaskExecutor(client)
+        client.submit(tasks.trivial_body, -1).result()  # workers import the module
+        sd.build(tasks.trivial(i=-1, salt="warm"), task_executor=executor, registry=None)
+        for rep in range(a.reps):
+            salt = uuid.uuid4().hex
+            futures: list[object] = []
+
+            def submit_all(salt: str = salt, futures: list[object] = futures) -> None:
+                futures.extend(
+                    client.submit(tasks.trivial_body, i, key=f"bare-{salt}-{i}") for i in range(n)
+                )
+                client.gather(futures)
+
+            bare.append(timed(submit_all))
+            del futures[:]
+            built = [tasks.trivial(i=i, salt=salt) for i in range(n)]
+            ours.append(
+                timed(lambda built=built: sd.build(built, task_executor=executor, registry=None))
+            )
+            print(f"   rep {rep + 1}: bare {bare[-1]:.2f} s, ours {ours[-1]:.2f} s", flush=True)
+    ratio = median(ours) / median(bare)
+    print(
+        f"   bare client.submit {median(bare):.2f} s, DaskExecutor {median(ours):.2f} s: "
+        f"{ratio:.2f}x (goal <= 1.5x); ours per task "
+        f"{(median(ours) - median(bare)) / n * 1e3:.2f} ms above bare"
+    )
+
+
+IN_PROCESS = """
+import os, sys, time, uuid
+sys.path.insert(0, {here!r})
+import _executor_tasks as tasks
+import stardag as sd
+built = [tasks.trivial(i=i, salt=uuid.uuid4().hex) for i in range({n})]
+start = time.perf_counter()
+sd.build(built, registry=None)
+print(time.perf_counter() - start)
+"""
+
+
+def part_in_process(a: argparse.Namespace) -> None:
+    n = a.trivial
+    print(f"3. in process: {n} trivial tasks, ours against {a.baseline}")
+    sides = {"ours": str(HERE.parents[1]), "baseline": str(Path(a.baseline).resolve())}
+    took: dict[str, list[float]] = {side: [] for side in sides}
+    for _ in range(a.reps):
+        for side, source in sides.items():
+            with tempfile.TemporaryDirectory() as store:
+                env = {**os.environ, "PYTHONPATH": source, "STARDAG_HOME": store}
+                env.pop("STARDAG_TARGET_ROOTS", None)
+                code = IN_PROCESS.format(here=str(HERE), n=n)
+                out = subprocess.run(
+                    [sys.executable, "-c", code], env=env, capture_output=True, text=True
+                )
+                if out.returncode:
+                    sys.exit(f"{side}: {out.stderr}")
+                took[side].append(float(out.stdout.split()[-1]))
+    ratio = median(took["ours"]) / median(took["baseline"])
+    print(
+        f"   baseline {median(took['baseline']):.2f} s, ours {median(took['ours']):.2f} s: "
+        f"{ratio:.3f}x (goal <= 1.05x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=0.25)
+    parser.add_argument("--trivial", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--baseline", help="a stardag checkout from before the executors")
+    parser.add_argument("--only", choices=["fanout", "dask", "inprocess"])
+    a = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["STARDAG_HOME"] = home
+        os.environ.pop("STARDAG_TARGET_ROOTS", None)
+        if a.only in (None, "fanout"):
+            part_fanout(a)
+        if a.only in (None, "dask"):
+            part_dask_overhead(a)
+    if a.baseline and a.only in (None, "inprocess"):
+        part_in_process(a)
+
+
+if __name__ == "__main__":
+    main()
