@@ -340,3 +340,19 @@ def test_limit_below_one_is_refused() -> None:
     """A limit that could never admit a task is refused when configured."""
     with pytest.raises(sd.ConcurrencyLimitError, match="must be >= 1"):
         ConcurrencyConfig(limits={"db": 0})
+
+
+def test_sync_run_default_process_runs_sync_tasks_in_a_pool() -> None:
+    """sync_run_default="process": sync tasks in pool workers, async ones in process."""
+    sync, other = t.where_am_i(tag="sync in a process"), t.async_double(x=8)
+    sd.build([sync, other], sync_run_default="process")
+    assert sync.load() != os.getpid()
+    assert _runs(sync)[0].executor == "process"
+    assert _runs(other)[0].executor == "in_process"
+
+
+def test_sync_run_default_process_with_an_executor_is_refused() -> None:
+    """Two answers to where tasks run are refused before anything runs."""
+    with pytest.raises(sd.ExecutorError, match="give one"):
+        sd.build(t.square(x=35), sync_run_default="process", task_executor=InProcessTaskExecutor())
+    assert not t.square(x=35).complete()
