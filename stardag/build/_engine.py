@@ -40,7 +40,6 @@ from stardag._errors import (
     TaskFailedError,
 )
 from stardag.build._events import BuildEvent, BuildListener, EventKind
-from stardag.build._interrupt import PublishGate, abandoning_message, say, waiting_message
 from stardag.build._executor import (
     RunPlace,
     TaskExecutor,
@@ -48,6 +47,7 @@ from stardag.build._executor import (
     TaskYielded,
     as_outcome,
 )
+from stardag.build._interrupt import PublishGate, abandoning_message, say, waiting_message
 from stardag.build._limits import ConcurrencyConfig, Limiter
 from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
 from stardag.task._base import BaseTask, flatten_task_struct

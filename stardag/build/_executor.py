@@ -107,11 +107,14 @@ class TaskExecutor(abc.ABC):
 
 
 def as_outcome(value: Any, where: RunPlace) -> TaskOutcome:
-    """An outcome from what a 0.28-style executor returns: None, tasks, or an outcome."""
+    """An outcome from what a 0.28-style executor returns: None, tasks, an exception, or
+    an outcome."""
     if isinstance(value, TaskDone | TaskYielded | TaskFailed):
         return value
     if value is None:
         return TaskDone(where)
+    if isinstance(value, BaseException):
+        return TaskFailed(where, value)
     from stardag.task._base import flatten_task_struct
 
     return TaskYielded(where, tuple(flatten_task_struct(value)))

@@ -27,7 +27,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from stardag._errors import BuildOptionError, ExecutorError
+from stardag._errors import BuildOptionError
 from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
 from stardag.build._engine import Engine
@@ -152,7 +152,7 @@ def _sync_in_processes(given: TaskExecutor | None) -> TaskExecutor:
     from stardag.build._worker import is_async
 
     if given is not None:
-        raise ExecutorError(
+        raise BuildOptionError(
             "sync_run_default='process' and task_executor= both say where tasks run; "
             "give one (a RoutedTaskExecutor can send sync tasks to a ProcessPoolTaskExecutor)"
         )

@@ -28,6 +28,7 @@ from typing import Any
 from stardag import _config
 from stardag._errors import ExecutorError, RemoteTaskError, TaskFailedError, TaskPicklingError
 from stardag.build._executor import RunPlace, TaskDone, TaskFailed, TaskOutcome, TaskYielded
+from stardag.build._interrupt import PublishGate
 from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.task._stored import Task
 
@@ -57,7 +58,9 @@ def is_async(task: BaseTask) -> bool:
 
 def run_task(task: BaseTask, where: RunPlace) -> TaskOutcome:
     """Run one task here, once; its dependencies are complete. Never raises an Exception."""
-    task._set_run_state({"dynamic": []})
+    # A gate of its own: only the coordinator abandons a build, and it tells this
+    # worker by cancelling the task, not through the gate.
+    task._set_run_state({"dynamic": [], "gate": PublishGate()})
     try:
         if is_async(task):
             result = asyncio.run(_run_async(task))

@@ -245,6 +245,19 @@ def test_custom_executor_returning_none_is_done() -> None:
     assert task.load() == 1024
 
 
+def test_custom_executor_returning_an_exception_fails_the_task() -> None:
+    """An 0.28-style executor that returns the task's exception fails the task with it."""
+
+    class Refuses(TaskExecutor):
+        async def submit(self, task: sd.BaseTask) -> Any:
+            return LookupError(f"no room for {task.id[:12]}")
+
+    task = t.square(x=33)
+    summary = sd.build(task, task_executor=Refuses(), fail_mode=sd.FailMode.CONTINUE)
+    assert isinstance(summary.failures[task.id], LookupError)
+    assert not task.complete()
+
+
 # -- routing ------------------------------------------------------------------------
 
 
@@ -353,6 +366,6 @@ def test_sync_run_default_process_runs_sync_tasks_in_a_pool() -> None:
 
 def test_sync_run_default_process_with_an_executor_is_refused() -> None:
     """Two answers to where tasks run are refused before anything runs."""
-    with pytest.raises(sd.ExecutorError, match="give one"):
+    with pytest.raises(sd.BuildOptionError, match="give one"):
         sd.build(t.square(x=35), sync_run_default="process", task_executor=InProcessTaskExecutor())
     assert not t.square(x=35).complete()

@@ -1,8 +1,6 @@
 """One Dask cluster for the Dask tests (all in one module): two worker processes on 127.0.0.1.
 
-Module-scoped, so it is closed before the rest of the suite runs: with an in-process
-scheduler alive, CPython 3.11.7 sometimes failed ast.parse in the registry recorder
-(SystemError "AST constructor recursion depth mismatch", gh-106905) in later tests.
+Module-scoped: its worker processes and threads are gone before the rest of the suite runs.
 """
 
 from __future__ import annotations
