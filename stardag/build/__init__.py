@@ -20,13 +20,14 @@ from stardag.build._events import BuildEvent, BuildListener, EventKind
 from stardag.build._executor import (
     RunPlace,
     TaskDone,
+    TaskExecutionError,
     TaskExecutor,
     TaskFailed,
     TaskOutcome,
     TaskYielded,
 )
 from stardag.build._labels import labelled
-from stardag.build._limits import ConcurrencyConfig
+from stardag.build._limits import ConcurrencyConfig, ConcurrencyKeySelector
 from stardag.build._routing import InProcessTaskExecutor, RoutedTaskExecutor
 from stardag.build._run import (
     DEFAULT_CLAIMS,
@@ -49,6 +50,8 @@ from stardag.build._summary import (
 if TYPE_CHECKING:
     from stardag.build._process import ProcessPoolTaskExecutor
 
+TaskExecutorABC = TaskExecutor  # stardag 0.28's name for the executor base class
+
 __all__ = [
     "BuildContext",
     "BuildEvent",
@@ -60,6 +63,7 @@ __all__ = [
     "BuildSummary",
     "ClaimConfig",
     "ConcurrencyConfig",
+    "ConcurrencyKeySelector",
     "DEFAULT_CLAIMS",
     "DEFAULT_REGISTRY",
     "EventKind",
@@ -70,7 +74,9 @@ __all__ = [
     "RunPlace",
     "TaskCount",
     "TaskDone",
+    "TaskExecutionError",
     "TaskExecutor",
+    "TaskExecutorABC",
     "TaskFailed",
     "TaskOutcome",
     "TaskYielded",

@@ -74,6 +74,20 @@ class TaskFailed:
 TaskOutcome: TypeAlias = "TaskDone | TaskYielded | TaskFailed"
 
 
+@dataclass(frozen=True)
+class TaskExecutionError:
+    """What an executor written for stardag 0.28 returns for a failed task (not raised).
+
+    `exception` is the task's error, `traceback` the text of where it was raised.
+    """
+
+    exception: BaseException
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"{type(self.exception).__name__}: {self.exception}"
+
+
 IN_PROCESS_NAME = "in_process"  # what run rows say of tasks the engine ran itself
 
 
@@ -107,12 +121,16 @@ class TaskExecutor(abc.ABC):
 
 
 def as_outcome(value: Any, where: RunPlace) -> TaskOutcome:
-    """An outcome from what a 0.28-style executor returns: None, tasks, an exception, or
-    an outcome."""
+    """An outcome from what a 0.28-style executor returns: None (done), the tasks it
+    yielded, a `TaskExecutionError` or an exception (failed), or an outcome of ours."""
     if isinstance(value, TaskDone | TaskYielded | TaskFailed):
         return value
     if value is None:
         return TaskDone(where)
+    if isinstance(value, TaskExecutionError):
+        if value.traceback:
+            value.exception.add_note(f"traceback where it ran:\n{value.traceback}")
+        return TaskFailed(where, value.exception, value.traceback)
     if isinstance(value, BaseException):
         return TaskFailed(where, value)
     from stardag.task._base import flatten_task_struct

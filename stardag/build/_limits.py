@@ -22,6 +22,7 @@ from stardag._errors import ConcurrencyLimitError
 from stardag.task._base import BaseTask
 
 KeySelector: TypeAlias = Callable[[BaseTask], "str | Sequence[str] | None"]
+ConcurrencyKeySelector: TypeAlias = KeySelector  # stardag 0.28's name
 
 
 @dataclass

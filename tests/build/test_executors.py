@@ -258,7 +258,37 @@ def test_custom_executor_returning_an_exception_fails_the_task() -> None:
     assert not task.complete()
 
 
-# -- routing ------------------------------------------------------------------------
+def test_executor_written_for_0_28_runs_unchanged() -> None:
+    """A 0.28.0 executor: TaskExecutorABC, submit returns None, the yielded tasks, or a
+    TaskExecutionError; the engine builds what it yielded and submits the task again."""
+    from stardag.build import TaskExecutionError, TaskExecutorABC, TaskFailed, TaskYielded
+
+    class Old(TaskExecutorABC):
+        def __init__(self) -> None:
+            self.inner = InProcessTaskExecutor()
+
+        async def setup(self) -> None:
+            await self.inner.setup()
+
+        async def teardown(self) -> None:
+            await self.inner.teardown()
+
+        async def submit(self, task: sd.BaseTask) -> Any:
+            outcome = await self.inner.submit(task)
+            if isinstance(outcome, TaskYielded):
+                return list(outcome.tasks)
+            if isinstance(outcome, TaskFailed):
+                return TaskExecutionError(outcome.error, "in the old executor")
+            return None
+
+    grown = t.Fanout(n=3)
+    sd.build(grown, task_executor=Old())
+    assert grown.load() == 0 + 1 + 4
+    broken = t.boom(message="old style")
+    summary = sd.build(broken, task_executor=Old(), fail_mode=sd.FailMode.CONTINUE)
+    error = summary.failures[broken.id]
+    assert "old style" in str(error)
+    assert any("in the old executor" in note for note in getattr(error, "__notes__", ()))
 
 
 def test_router_sends_heavy_tasks_to_the_pool_and_light_ones_in_process(
