@@ -19,7 +19,8 @@ sorted and compact, so an identical tree has an identical digest. A staging fold
 is removed once stored; a folder you passed yourself is left alone.
 
 Loading gives back an `sd.Directory` that holds only the manifest. Read it in place,
-streaming one verified file at a time (`names()`, `open(name)`, `read_bytes(name)`), or
+one verified file at a time (`names()`, `open(name)`: seekable from a store on local
+disk, streamed from others; `read_bytes(name)`), or
 materialize it on local disk: `path` (once, into `$STARDAG_HOME/checkouts/<digest>`) or
 `materialize(dest)`. A checkout is read-only, and every file in it carries one fixed
 modification time: a checkout found changed (a file written, added or removed) is
@@ -39,6 +40,7 @@ import io
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,7 @@ from typing import IO, Any
 
 from stardag import _config, _hashing
 from stardag._errors import SerializationError, StardagError
+from stardag.store._backends import LocalBackend
 from stardag.store._manifest import FileEntry, Manifest, safe_path
 from stardag.store._store import Store, store_for
 
@@ -133,11 +136,20 @@ class Directory:
         return sorted(name for name, _full in _walk(self.path))
 
     def open(self, name: str) -> IO[bytes]:
-        """A binary stream over one file (a stored one is verified as it is read)."""
+        """A binary stream over one file, verified; seekable where the store is local disk.
+
+        From a store on local disk the file is decoded and verified first, into an
+        unnamed temporary file beside the blobs, so it seeks like any open file;
+        from another backend it streams (forward only), verified as it is read.
+        """
         if self._manifest is None or self._local is not None:
             return open(self.path / _safe_name(name), "rb")  # the caller closes it
         assert self._store is not None
-        return io.BufferedReader(self._store.open_blob(self._entry(name).digest))
+        entry = self._entry(name)  # the read stops soon past its size: no bomb inflates
+        reader = self._store.open_blob(entry.digest, size=entry.size)
+        if not isinstance(self._store.backend, LocalBackend):
+            return io.BufferedReader(reader)
+        return _decoded(reader, Path(self._store.backend.root, "tmp"))
 
     def read_bytes(self, name: str) -> bytes:
         """One file's bytes."""
@@ -186,7 +198,8 @@ class Directory:
         for entry in self._manifest.files:
             target = root / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self._store.open_blob(entry.digest) as reader, open(target, "wb") as out:
+            reader = self._store.open_blob(entry.digest, size=entry.size)
+            with reader, open(target, "wb") as out:
                 buffer = bytearray(COPY_STEP)
                 while got := reader.readinto(buffer):
                     out.write(memoryview(buffer)[:got])
@@ -267,6 +280,22 @@ def _hash_file(path: Path) -> str:
         while got := f.readinto(buffer):
             hasher.update(memoryview(buffer)[:got])
     return str(hasher.hexdigest())
+
+
+def _decoded(reader: Any, folder: Path) -> IO[bytes]:
+    """A blob's bytes, verified, in an unnamed temporary file at its start."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115  # handed to the caller, open
+    try:
+        with reader:
+            buffer = bytearray(COPY_STEP)
+            while got := reader.readinto(buffer):
+                copy.write(memoryview(buffer)[:got])
+        copy.seek(0)
+    except BaseException:
+        copy.close()
+        raise
+    return copy
 
 
 def _safe_name(name: str) -> str:

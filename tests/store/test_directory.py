@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from blake3 import blake3
+from bombs import bomb
 
 import stardag as sd
 from stardag.store._record import ActionRecord, now_iso
@@ -266,3 +267,37 @@ def test_two_files_can_be_streamed_at_once() -> None:
             got_b.append(b.read(5000))
     assert b"".join(got_a) == bytes(range(256)) * 4096
     assert b"".join(got_b) == bytes(range(255, -1, -1)) * 4096
+
+
+def test_open_is_seekable_on_local_disk(stardag_home: Path) -> None:
+    """From a local store, `open()` gives a verified file that seeks like any other."""
+    task = checkpoint(step=17)
+    sd.build(task)
+    with task.load().open("model/weights.bin") as f:
+        assert f.seekable()
+        f.seek(1000)
+        assert f.read(10) == WEIGHTS[1000:1010]
+        assert f.seek(0, os.SEEK_END) == len(WEIGHTS)
+        f.seek(0)
+        assert f.read() == WEIGHTS
+    assert not any((stardag_home / "store" / "tmp").iterdir())  # nothing left behind
+
+
+@pytest.mark.parametrize("read", ["open", "path"])
+def test_a_file_blob_that_inflates_past_its_size_stops_there(stardag_home: Path, read: str) -> None:
+    """A file whose blob decodes far past its manifest size is refused at that size."""
+    task = checkpoint(step=18)
+    sd.build(task)
+    weights = blake3(WEIGHTS).hexdigest()
+    (stardag_home / "store" / blob_path(weights)).write_bytes(bomb(256 << 20))
+    loaded = task.load()
+    with pytest.raises(sd.CorruptBlobError, match="more than") as caught:
+        if read == "open":
+            loaded.open("model/weights.bin").close()
+        else:
+            _ = loaded.path
+    assert caught.value.digest == weights
+    assert not any((stardag_home / "store" / "tmp").iterdir())  # no partial copy left
+    assert not (stardag_home / "checkouts").exists() or not any(
+        (stardag_home / "checkouts").iterdir()
+    )
