@@ -40,7 +40,9 @@ StardagError
 ├── NoGcRootsError               gc was given no roots, so everything would be garbage
 └── RemoteError                  a remote cache is misconfigured, unreachable or holds bad data
     ├── UnknownRemoteError       no remote is configured under a name
-    └── UntrustedRemoteError     a pickled output from a remote not marked trusted
+    ├── UntrustedRemoteError     a pickled output from a remote not marked trusted
+    ├── UntrustedRecordError     a remote's record not signed by a key you trust
+    └── SigningKeyError          a signing or public key that is malformed or unreadable
 ```
 
 Bad parameters are Pydantic's `ValidationError`, as users of Pydantic expect.
@@ -346,3 +348,11 @@ class UnknownRemoteError(RemoteError, KeyError):
 
 class UntrustedRemoteError(RemoteError):
     """A remote's output is pickled and the remote is not trusted: unpickling runs code."""
+
+
+class UntrustedRecordError(RemoteError):
+    """A remote's action record is unsigned, or not signed by a key this machine trusts."""
+
+
+class SigningKeyError(RemoteError):
+    """A signing key or public key is malformed or unreadable (`stardag remote key`)."""

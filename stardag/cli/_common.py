@@ -79,6 +79,7 @@ def _is_bad_input(exc: BaseException) -> bool:
         _errors.InvalidKeyError,
         _errors.ConfigError,  # a malformed setting, an unconfigured root key
         _errors.UnknownRemoteError,
+        _errors.SigningKeyError,  # a malformed public key given to trust, a damaged key file
     )
     return isinstance(exc, bad)
 

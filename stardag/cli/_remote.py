@@ -1,4 +1,4 @@
-"""`stardag remote add/list/remove`, `stardag push` and `stardag pull`: shared caches."""
+"""`stardag remote add/list/remove/key/trust/untrust/keys`, `stardag push` and `stardag pull`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,12 @@ def add(
     name: Annotated[str, typer.Argument(help="A short name for the remote.")],
     url: Annotated[str, typer.Argument(help="Its store root: a path or an fsspec URL (s3://...).")],
     trusted: Annotated[
-        bool, typer.Option("--trusted", help="Load pickled outputs from it (unpickling runs code).")
+        bool,
+        typer.Option(
+            "--trusted",
+            help="Use its records unsigned, and load pickled outputs from it (unpickling runs "
+            "code): only if you trust everyone who can write to it.",
+        ),
     ] = False,
     write_through: Annotated[
         bool, typer.Option("--write-through", help="Builds push each output as it is produced.")
@@ -110,6 +115,66 @@ def list_remotes(as_json: JsonFlag = False) -> None:
         mark = "*" if row["active"] else " "
         line = f"{mark} {row['name']:<{names}}  {row['url']:<{urls}}  {flags}"
         console().print(line.rstrip(), highlight=False, markup=False)
+
+
+@remote_app.command("key")
+@command
+def key() -> None:
+    """Print your public key (made on first use), for others to `stardag remote trust`."""
+    from stardag.remote import _keys
+
+    print(_keys.own_public_key(create=True))
+
+
+@remote_app.command("trust")
+@command
+def trust(
+    public_key: Annotated[
+        str, typer.Argument(metavar="KEY", help="NAME:BASE64, as `stardag remote key` prints it.")
+    ],
+) -> None:
+    """Use remote records signed by this key (your own is always trusted)."""
+    from stardag.remote import _keys
+
+    parsed = _keys.parse_public_key(public_key)
+    added = _keys.trust(parsed)
+    console().print(
+        f"{'trusting' if added else 'already trusted:'} {parsed}", highlight=False, markup=False
+    )
+
+
+@remote_app.command("untrust")
+@command
+def untrust(
+    public_key: Annotated[str, typer.Argument(metavar="KEY", help="A key `remote keys` lists.")],
+) -> None:
+    """Stop using remote records signed by this key."""
+    from stardag.remote import _keys
+
+    parsed = _keys.parse_public_key(public_key)
+    if parsed == _keys.own_public_key():
+        fail("that is your own key: records you push are always trusted")
+    if not _keys.untrust(parsed):
+        fail(f"{parsed.name}'s key {parsed} is not trusted (`stardag remote keys` lists them)")
+    console().print(f"no longer trusting {parsed}", highlight=False, markup=False)
+
+
+@remote_app.command("keys")
+@command
+def keys(as_json: JsonFlag = False) -> None:
+    """The public keys whose signed records you use; `*` marks your own."""
+    from stardag.remote import _keys
+
+    own = _keys.own_public_key()
+    rows = [{"key": str(k), "name": k.name, "own": k == own} for k in _keys.trusted_keys()]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console().print("no keys yet (`stardag remote key` makes yours)")
+    for row in rows:
+        mark = "*" if row["own"] else " "
+        console().print(f"{mark} {row['key']}", highlight=False, markup=False)
 
 
 @app.command()
@@ -192,4 +257,7 @@ def _report(
     missing = data.get("missing") or ()
     if missing:
         line += f"; {len(missing)} upstream tasks have no output to move"  # type: ignore[arg-type]
+    untrusted = data.get("untrusted")
+    if isinstance(untrusted, tuple) and untrusted:
+        line += f"; {len(untrusted)} upstream records no key you trust signed were left there"
     console().print(line, highlight=False)

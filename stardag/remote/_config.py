@@ -6,6 +6,8 @@ The file (written by `stardag remote add/remove`, read by everything else):
      "remotes": {"team": {"url": "s3://team-cache/proj", "trusted": false,
                           "write_through": false}}}
 
+A trusted remote's records are used without a signature (see `_signatures`).
+
 `STARDAG_REMOTE` (a configured name, or a URL) overrides the default; `STARDAG_REMOTE=`
 set to `none` turns remotes off. A URL that is not configured under a name is
 untrusted and not written through.
@@ -37,7 +39,7 @@ class Remote:
 
     name: str  # the configured name, or the URL itself when given only as a URL
     url: str
-    trusted: bool = False  # pickled outputs from it may be loaded (unpickling runs code)
+    trusted: bool = False  # its records are used unsigned, and its pickles loaded (runs code)
     write_through: bool = False  # builds push each output as it is produced
 
 

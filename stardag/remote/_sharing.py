@@ -14,13 +14,18 @@ Invariants (each has a test in tests/remote/):
   no path can leave the store) and its spec must hash to its task id.
 - Idempotent: only blobs and records the other side lacks are sent (batched
   existence checks), so a second push or pull transfers nothing.
+- Signed: a push signs each record it puts with this machine's key (`_signatures`); a
+  pull or read-through uses a remote's record only if a key this machine trusts
+  signed it, unless the remote is marked trusted. An unsigned or wrongly signed record
+  is reported and skipped, like a missing one.
 - A pickled output (unpickling runs code) is fetched only from a trusted remote.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,12 +38,14 @@ from stardag._errors import (
     InvalidRecordError,
     RemoteError,
     StoreError,
+    UntrustedRecordError,
     UntrustedRemoteError,
 )
 from stardag.remote import _config as _remotes_config
-from stardag.remote import _outages
+from stardag.remote import _keys, _outages
 from stardag.remote._config import Remote
-from stardag.store._store import ActionRecord, Store, record_path, store_for
+from stardag.remote._signatures import read_trusted, signature_file
+from stardag.store._store import ActionRecord, Store, record_path, signature_path, store_for
 
 if TYPE_CHECKING:
     from stardag.registry import Registry
@@ -80,23 +87,30 @@ class PullReport:
     bytes_fetched: int = 0
     records_fetched: int = 0
     missing: tuple[str, ...] = ()
+    untrusted: tuple[str, ...] = ()  # upstream task ids whose records no trusted key signed
     records: tuple[ActionRecord, ...] = field(default=(), repr=False)
 
 
 # -- the closure: records from a root down through requires and dynamic ---------------------
-def closure(store: Store, roots: Sequence[str]) -> tuple[list[ActionRecord], list[str]]:
+def closure(
+    store: Store,
+    roots: Sequence[str],
+    get: Callable[[str], ActionRecord | None] | None = None,
+) -> tuple[list[ActionRecord], list[str]]:
     """The records reachable from `roots` in `store`, upstream first, and the ids it lacks.
 
     A missing root is left to the caller; a missing upstream record is reported, not
     an error (an intermediate output may have been collected; the root still stands).
+    `get` reads one record (default: `store.get_record`; None counts as missing).
     """
+    get = get or store.get_record
     records: dict[str, ActionRecord] = {}
     missing: list[str] = []
     frontier = list(dict.fromkeys(roots))
     seen = set(frontier)
     with ThreadPoolExecutor(THREADS) as pool:
         while frontier:
-            found = list(pool.map(store.get_record, frontier))
+            found = list(pool.map(get, frontier))
             following = []
             for task_id, record in zip(frontier, found, strict=True):
                 if record is None:
@@ -174,11 +188,14 @@ def _send_blobs(source: Store, into: Store, records: list[ActionRecord]) -> tupl
 
 def _send_records(into: Store, records: list[ActionRecord]) -> int:
     # Only after every blob is stored there: a record never points at a missing blob.
-    paths = [record_path(r.task_id) for r in records]
-    present = into.backend.exists_many(paths)
+    # A record there without a signature (an older push, or planted) is replaced by ours.
+    paths = [(record_path(r.task_id), signature_path(r.task_id)) for r in records]
+    present = into.backend.exists_many([p for pair in paths for p in pair])
     sent = 0
-    for record, path in zip(records, paths, strict=True):
-        if path not in present:
+    for record, (path, signature) in zip(records, paths, strict=True):
+        if path not in present or signature not in present:
+            data = record.to_json()  # the very bytes put_record writes
+            into.backend.put_bytes(signature, signature_file(record.task_id, data))
             into.put_record(record)  # checks the blob is there first
             sent += 1
     return sent
@@ -234,6 +251,9 @@ def fetch_into_local(task: BaseTask) -> str | None:
     except CorruptBlobError as exc:  # what it held there is damaged: compute it here
         logger.warning("%s; computing task %s here instead", exc, task.id)
         return None
+    except UntrustedRecordError as exc:
+        _report_once(remote, task.id, f"{exc}; computing task {task.id} here instead")
+        return None
     except RemoteError as exc:
         if isinstance(exc.__cause__, BlobNotFoundError):
             return None  # a record whose blob is gone there: not on the remote, compute it
@@ -252,6 +272,20 @@ def fetch_into_local(task: BaseTask) -> str | None:
     return remote.url if report.records else None
 
 
+def _report_once(remote: Remote, task_id: str, message: str) -> None:
+    """Log a warning about one remote's record of one task, once per process."""
+    key = (remote.url, task_id, message)
+    with _REPORTED_LOCK:
+        if key in _REPORTED:
+            return
+        _REPORTED.add(key)
+    logger.warning("%s", message)
+
+
+_REPORTED: set[tuple[str, str, str]] = set()
+_REPORTED_LOCK = threading.Lock()
+
+
 def _fetch(
     remote: Remote,
     source: Store,
@@ -261,12 +295,25 @@ def _fetch(
     whole_closure: bool,
     serializer: Any = None,
 ) -> PullReport:
+    keys = [] if remote.trusted else _keys.trusted_keys()
+    untrusted: dict[str, UntrustedRecordError] = {}
+
+    def get(task_id: str) -> ActionRecord | None:
+        try:
+            return read_trusted(remote, source, task_id, keys)
+        except UntrustedRecordError as exc:
+            if not whole_closure:
+                raise
+            untrusted[task_id] = exc  # skipped like a missing record; reported below
+            return None
+
     try:
         if whole_closure:
-            records, missing = closure(source, roots)
+            records, missing = closure(source, roots, get)
+            _check_trusted(remote, roots, missing, untrusted)
             _check_roots_present(roots, missing, f"remote {remote.name}", remote)
         else:
-            found = source.get_record(roots[0])
+            found = get(roots[0])
             records, missing = ([found] if found else []), []
         for record in records:
             _check_record(record, remote)
@@ -304,8 +351,28 @@ def _fetch(
             why=exc.why,
         ) from exc
     return PullReport(
-        remote.name, len(records), blobs, size, len(records), tuple(missing), tuple(records)
+        remote.name,
+        len(records),
+        blobs,
+        size,
+        len(records),
+        tuple(missing),
+        tuple(untrusted),
+        tuple(records),
     )
+
+
+def _check_trusted(
+    remote: Remote, roots: list[str], missing: list[str], untrusted: dict[str, UntrustedRecordError]
+) -> None:
+    """A root whose record no trusted key signed is an error; an upstream one is reported
+    (once) and skipped: it is not fetched, nor is anything only it leads to."""
+    for root in roots:
+        if root in untrusted:
+            raise untrusted[root]
+    for task_id, exc in untrusted.items():
+        _report_once(remote, task_id, f"{exc}; pulling the rest")
+    missing[:] = [m for m in missing if m not in untrusted]
 
 
 def _name_for(remote: Remote) -> str:

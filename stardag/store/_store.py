@@ -4,6 +4,7 @@ Layout under a root (documented in docs/identity-and-storage.md):
 
     objects/<d[:2]>/<d[2:]>          zstd frames of the bytes whose blake3 is d (`_blob`)
     records/<id[:2]>/<id[2:]>.json   action record: spec, digest, serializer, sizes (`_record`)
+    records/<id[:2]>/<id[2:]>.sig    its writers' signatures, on a remote (`stardag.remote`)
     tmp/<random>                     writes in progress (renamed away when complete)
 
 A remote cache is simply another `Store` on another URL with the same layout;
@@ -55,6 +56,7 @@ __all__ = [
     "blob_path",
     "now_iso",
     "record_path",
+    "signature_path",
     "store_for",
 ]
 
@@ -90,6 +92,12 @@ def record_path(task_id: str) -> str:
     """Where the action record of this task id lives, relative to the root."""
     _check_key(task_id, "task id")
     return f"{RECORDS}/{task_id[:2]}/{task_id[2:]}.json"
+
+
+def signature_path(task_id: str) -> str:
+    """Where the signatures of a task's action record live, beside it (on a remote)."""
+    _check_key(task_id, "task id")
+    return f"{RECORDS}/{task_id[:2]}/{task_id[2:]}.sig"
 
 
 def task_id_of_record_path(path: str) -> str:
@@ -278,8 +286,9 @@ class Store:
         self.backend.put_bytes(record_path(record.task_id), record.to_json())
 
     def delete_record(self, task_id: str) -> None:
-        """Remove a task's action record (the task becomes incomplete)."""
+        """Remove a task's action record and its signatures (the task becomes incomplete)."""
         self.backend.delete(record_path(task_id))
+        self.backend.delete(signature_path(task_id))  # none on a local store: a no-op
 
     def is_complete(self, task_id: str) -> bool:
         """A cache hit: the task's record exists and so does every blob its output needs.

@@ -1,8 +1,14 @@
-"""Remotes that hold what no honest writer puts there: cycles, junk records, corrupt blobs."""
+"""Remotes that hold what no honest writer puts there: cycles, junk records, corrupt blobs.
+
+The reading machine trusts these remotes outright (`--trusted`), so what is tested is
+every check behind the signatures: a trusted writer, or a stolen key, can still plant
+these (test_signatures covers the signatures themselves).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 from pathlib import Path
 
@@ -12,6 +18,7 @@ import stardag as sd
 from stardag._config import target_root
 from stardag.maintenance._gc import GcRoots, mark
 from stardag.registry._fetches import record_pull
+from stardag.remote import _config as remote_config
 from stardag.store._record import ActionRecord
 from stardag.store._store import Store, blob_path, record_path, store_for
 
@@ -37,7 +44,9 @@ def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
 
 
 def _become_another_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh home that trusts the active remote outright (its records need no signature)."""
     monkeypatch.setenv("STARDAG_HOME", str(tmp_path / "another"))
+    remote_config.add("hostile", os.environ["STARDAG_REMOTE"], trusted=True)
 
 
 def _local() -> Store:

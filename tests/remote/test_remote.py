@@ -24,13 +24,21 @@ def remote(tmp_path: Path) -> Store:
 
 
 def _move_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Become another machine: a fresh store and registry, the same remotes file."""
+    """Become another machine: a fresh store and registry, the same remotes file, and
+    the first machine's public key trusted (`stardag remote trust`), as a team does."""
     old = Path(str(remote_config.config_path()))
+    writer = invoke("remote", "key").stdout.strip()
     home = tmp_path / name
     home.mkdir()
     if old.exists():
         (home / "remotes.json").write_text(old.read_text())
     monkeypatch.setenv("STARDAG_HOME", str(home))
+    assert invoke("remote", "trust", writer).exit_code == 0
+
+
+def _trust_outright(remote: Store) -> None:
+    """Mark the remote `team` trusted: its records are used without a signature."""
+    assert invoke("remote", "add", "team", remote.url, "--trusted").exit_code == 0
 
 
 def test_push_sends_blobs_then_records_and_twice_sends_nothing(remote: Store) -> None:
@@ -132,6 +140,7 @@ def test_record_whose_spec_does_not_hash_to_its_id_is_rejected(
     data["spec"]["params"]["values"] = {"$task": "0" * 64}
     path.write_text(json.dumps(data))
     _move_home(tmp_path, monkeypatch, "other")
+    _trust_outright(remote)  # so the check behind the signature is what is tested
     with pytest.raises(sd.RemoteError, match="does not hash to its task id"):
         sd.pull([task.id])
     assert store_for(_local()).get_record(task.id) is None
@@ -149,6 +158,7 @@ def test_record_naming_a_path_outside_the_store_is_rejected(
     data["digest"] = "../../../../etc/passwd"
     path.write_text(json.dumps(data))
     _move_home(tmp_path, monkeypatch, "other")
+    _trust_outright(remote)  # so the check behind the signature is what is tested
     with pytest.raises(sd.RemoteError, match="digest"):
         sd.pull([task.id])
 
@@ -177,7 +187,7 @@ def test_pickled_output_from_a_trusted_remote_loads(
     sd.build(task)
     sd.push([task])
     _move_home(tmp_path, monkeypatch, "other")
-    assert invoke("remote", "add", "team", remote.url, "--trusted").exit_code == 0
+    _trust_outright(remote)
     summary = sd.build(task)
     assert summary.remote_hits == 1 and task.load() == remote_tasks.Opaque(3)
 

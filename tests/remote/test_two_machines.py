@@ -14,8 +14,8 @@ import remote_tasks
 TESTS = Path(__file__).parents[1] / "support"
 
 
-def _machine(home: Path, remote: str, s3: dict[str, Any], *args: str) -> dict[str, Any]:
-    """Run `remote_tasks.main` in a fresh process with its own STARDAG_HOME."""
+def _run(home: Path, remote: str, s3: dict[str, Any], *argv: str) -> str:
+    """Run a Python command line in a fresh process with its own STARDAG_HOME; its stdout."""
     env = {
         **os.environ,
         "STARDAG_HOME": str(home),
@@ -25,23 +25,27 @@ def _machine(home: Path, remote: str, s3: dict[str, Any], *args: str) -> dict[st
     }
     env.pop("STARDAG_TARGET_ROOTS", None)
     done = subprocess.run(
-        [sys.executable, "-c", "import remote_tasks; remote_tasks.main()", *args],
-        cwd=TESTS,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, *argv], cwd=TESTS, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return done.stdout
+
+
+def _machine(home: Path, remote: str, s3: dict[str, Any], *args: str) -> dict[str, Any]:
+    """Run `remote_tasks.main` on one machine; what it printed."""
+    out = _run(home, remote, s3, "-c", "import remote_tasks; remote_tasks.main()", *args)
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def test_second_machine_reads_the_whole_dag_from_the_remote(
     tmp_path: Path, s3_options: dict[str, Any], s3_url: str
 ) -> None:
-    """Machine B computes nothing, loads equal values and knows the full lineage."""
+    """Machine B, trusting A's key, computes nothing, loads equal values and knows the
+    full lineage."""
     first = _machine(tmp_path / "a", s3_url, s3_options, "push")
     assert first["ran"] == 4 and first["pushed"] == 4
+    key = _run(tmp_path / "a", s3_url, s3_options, "-m", "stardag", "remote", "key").strip()
+    _run(tmp_path / "b", s3_url, s3_options, "-m", "stardag", "remote", "trust", key)
     second = _machine(tmp_path / "b", s3_url, s3_options, "lineage")
     assert second["ran"] == 0 and second["remote_hits"] == 1
     assert second["value"] == first["value"]
