@@ -2,8 +2,11 @@
 
 While a build runs on the main thread, SIGINT goes to its engine instead of
 raising `KeyboardInterrupt` wherever the main thread happens to be (unless the
-program installed a SIGINT handler of its own, which is left alone). Off the main
-thread, the entry point relays the `KeyboardInterrupt` it receives instead.
+program installed a SIGINT handler of its own, which is left alone). That holds
+from the moment the build starts, not only once its engine runs: a Ctrl-C while
+it opens the registry is kept for the engine, which then starts no task (a second
+one raises `KeyboardInterrupt` at once). Off the main thread, the entry point
+relays the `KeyboardInterrupt` it receives instead.
 
 The invariant: every action record a build's tasks publish is one the build sees
 and records. `PublishGate` closes when the build abandons its running tasks, after
@@ -39,6 +42,33 @@ class Interrupts:
     def __init__(self) -> None:
         self.engine: Interruptible | None = None
         self.early = 0  # relayed before the engine existed
+        self.finished = False  # the engine has run
+
+    @contextlib.contextmanager
+    def routing(self) -> Iterator[None]:
+        """On the main thread, take SIGINT for the whole build (`_on_sigint`); restore after.
+
+        Installed before asyncio's own handler would be (which cancels the main task:
+        the `KeyboardInterrupt` would then chain to a `CancelledError`).
+        """
+        previous = replaceable_handler()
+        if previous is not None:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.signal()
+        elif self.finished or self.early:
+            raise KeyboardInterrupt  # after the build ran, or twice before it began
+        else:
+            self.early += 1
+            say("\nstardag: interrupted; the build will start no task (Ctrl-C again to stop now)\n")
 
     @contextlib.contextmanager
     def handling(self, engine: Interruptible) -> Iterator[None]:
@@ -55,6 +85,7 @@ class Interrupts:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             self.engine = None
+            self.finished = True
 
     def relay(self) -> None:
         """A KeyboardInterrupt caught on another thread than the build's, for the build."""

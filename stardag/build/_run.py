@@ -181,57 +181,58 @@ async def _build(
     dual_async, sync_mode = _run_policy(dual_run_default, sync_run_default)
     if sync_mode == "process":
         task_executor = _sync_in_processes(task_executor)
-    summary = BuildSummary(build_id=uuid.uuid4().hex)
-    roots = _as_list(tasks)
-    recorder = _start_recorder(registry, summary.build_id, roots)
-    engine = Engine(
-        summary=summary,
-        sequential=sequential,
-        fail_mode=FailMode(fail_mode),
-        max_workers=max_workers,
-        # The recorder goes first: a user's listener that raises cannot starve it.
-        listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
-        dual_async=dual_async,
-        sync_mode=sync_mode,
-        executor=task_executor,
-        concurrency=concurrency_config,
-    )
-    token = current_build_context.set(BuildContext(build_id=summary.build_id))
-    claimer = _start_claimer(recorder, claims, engine)
-    try:
-        interrupts = _INTERRUPTS.get() or Interrupts()
-        _INTERRUPTS.set(None)  # a build nested in this one's tasks routes nothing of ours
-        with interrupts.handling(engine):
-            await engine.run(roots)
-        if engine.interrupts:
-            raise _interrupted(summary)
-    except BaseException as exc:
-        if engine.interrupts > 1 and isinstance(exc, asyncio.CancelledError):
-            exc = KeyboardInterrupt()  # abandoned by a second Ctrl-C, not cancelled
-            _uncancel()
-        if recorder is not None:
-            recorder.note_error(exc)
-        if exc is not sys.exc_info()[1]:
-            raise exc from None
-        raise
-    finally:
-        current_build_context.reset(token)
-        if claimer is not None:
-            claimer.close()  # releases what this build still holds
-        summary.ended = time.time()
-        summary.error = engine.first_error
-        summary.failed_task = engine.first_failed
+    interrupts = _INTERRUPTS.get() or Interrupts()
+    _INTERRUPTS.set(None)  # a build nested in this one's tasks routes nothing of ours
+    with interrupts.routing():  # from here on, even before the engine exists
+        summary = BuildSummary(build_id=uuid.uuid4().hex)
+        roots = _as_list(tasks)
+        recorder = _start_recorder(registry, summary.build_id, roots)
+        engine = Engine(
+            summary=summary,
+            sequential=sequential,
+            fail_mode=FailMode(fail_mode),
+            max_workers=max_workers,
+            # The recorder goes first: a user's listener that raises cannot starve it.
+            listeners=[*([recorder] if recorder else []), *_listeners(listeners)],
+            dual_async=dual_async,
+            sync_mode=sync_mode,
+            executor=task_executor,
+            concurrency=concurrency_config,
+        )
+        token = current_build_context.set(BuildContext(build_id=summary.build_id))
+        claimer = _start_claimer(recorder, claims, engine)
         try:
-            with engine.lock:
-                engine.emit(EventKind.BUILD_ENDED, summary=summary)
-        finally:
+            with interrupts.handling(engine):
+                await engine.run(roots)
+            if engine.interrupts:
+                raise _interrupted(summary)
+        except BaseException as exc:
+            if engine.interrupts > 1 and isinstance(exc, asyncio.CancelledError):
+                exc = KeyboardInterrupt()  # abandoned by a second Ctrl-C, not cancelled
+                _uncancel()
             if recorder is not None:
-                recorder.close()
-    if engine.first_error is not None and engine.fail_fast and raise_on_failure:
-        raise engine.first_error
-    if recorder is not None:
-        recorder.check()
-    return summary
+                recorder.note_error(exc)
+            if exc is not sys.exc_info()[1]:
+                raise exc from None
+            raise
+        finally:
+            current_build_context.reset(token)
+            if claimer is not None:
+                claimer.close()  # releases what this build still holds
+            summary.ended = time.time()
+            summary.error = engine.first_error
+            summary.failed_task = engine.first_failed
+            try:
+                with engine.lock:
+                    engine.emit(EventKind.BUILD_ENDED, summary=summary)
+            finally:
+                if recorder is not None:
+                    recorder.close()
+        if engine.first_error is not None and engine.fail_fast and raise_on_failure:
+            raise engine.first_error
+        if recorder is not None:
+            recorder.check()
+        return summary
 
 
 async def build_aio(
@@ -409,7 +410,8 @@ def _run_sync(coro: Coroutine[Any, Any, BuildSummary]) -> BuildSummary:
     if not _loop_running():
         token = _INTERRUPTS.set(interrupts)
         try:
-            return asyncio.run(coro)
+            with interrupts.routing():  # asyncio.run then leaves SIGINT to us
+                return asyncio.run(coro)
         finally:
             _INTERRUPTS.reset(token)
     outcome: dict[str, Any] = {}

@@ -133,6 +133,22 @@ def test_second_sigint_abandons_running_tasks(
     assert _records(stardag_home) == 0  # the abandoned tasks ran to the end after it
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_sigint_while_the_build_starts_starts_no_task_and_raises_cleanly(
+    entry: str, tmp_path: Path, stardag_home: Path
+) -> None:
+    """A Ctrl-C before the engine runs (the registry just opened): no task starts, and the
+    KeyboardInterrupt chains to nothing (asyncio's own handler would chain a CancelledError)."""
+    child = Child(["-m", "interrupt_tasks", entry, "early"], stardag_home, tmp_path / "release")
+    output = child.finish()
+    assert child.proc.returncode == 130, output
+    assert CLEAN in output, output
+    assert "started" not in output and "CancelledError" not in output
+    status, outcomes = _registry_outcomes()
+    assert status == "interrupted" and set(outcomes) <= {"interrupted"}
+    assert _records(stardag_home) == 0
+
+
 def test_cli_build_stops_on_sigint(tmp_path: Path, stardag_home: Path) -> None:
     """`stardag build`: one Ctrl-C waits for the running tasks, then exits 130 in one line."""
     args = ["-m", "stardag", "build", "interrupt_tasks:TASKS", "--workers", "2"]

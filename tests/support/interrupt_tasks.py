@@ -1,7 +1,9 @@
 """Tasks that block until released, for tests that stop a build with a real SIGINT.
 
-`python -m interrupt_tasks ENTRY` builds `TASKS` through one of the four entry
-points. Each task prints `started I` and waits for the file `$INTERRUPT_RELEASE`.
+`python -m interrupt_tasks ENTRY [early]` builds `TASKS` through one of the four
+entry points (`early`: the process sends itself SIGINT while the build is starting,
+right after it opened the registry, before any task can start). Each task prints
+`started I` and waits for the file `$INTERRUPT_RELEASE`.
 On KeyboardInterrupt it releases any abandoned tasks, waits for their threads,
 prints what the exception chains to, and exits 130.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import signal
 import sys
 import threading
 import time
@@ -42,8 +45,24 @@ ENTRIES: dict[str, Callable[[], Any]] = {
 }
 
 
-def main(entry: str) -> None:
+def _interrupt_while_starting() -> None:
+    """Ctrl-C right after the build has opened its registry: a controlled interleaving."""
+    from stardag.build import _run
+
+    start = _run._start_recorder
+
+    def then_interrupt(*args: Any, **kwargs: Any) -> Any:
+        recorder = start(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return recorder
+
+    _run._start_recorder = then_interrupt  # type: ignore[assignment]  # a test's seam
+
+
+def main(entry: str, early: bool = False) -> None:
     """Build through `entry`; report how a KeyboardInterrupt came out."""
+    if early:
+        _interrupt_while_starting()
     try:
         ENTRIES[entry]()
     except KeyboardInterrupt as exc:
@@ -57,4 +76,4 @@ def main(entry: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], "early" in sys.argv[2:])
