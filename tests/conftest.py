@@ -7,17 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from open_registries import close_opened_since, opened_urls
 
 
 @pytest.fixture(autouse=True)
 def stardag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point STARDAG_HOME at a fresh directory and clear any configured roots."""
+    """Point STARDAG_HOME at a fresh directory and clear any configured roots; at the end,
+    close every registry the test opened (its files and connections)."""
     for name in list(os.environ):
         if name.startswith(("STARDAG_TARGET_ROOTS", "STARDAG_REGISTRY_URL")):
             monkeypatch.delenv(name)
     home = tmp_path / "stardag-home"
     monkeypatch.setenv("STARDAG_HOME", str(home))
+    kept = opened_urls()
     yield home
+    close_opened_since(kept)
 
 
 # -- S3: a real S3-compatible server (moto) on 127.0.0.1, started once per test session --
