@@ -163,8 +163,7 @@ def build_runs(
     ref = _hex(build_id, "build id")
     runs = context.registry.read(lambda conn: _queries.build_runs(conn, ref, offset, limit + 1))
     following = offset + limit if len(runs) > limit else None
-    page = {"runs": [_schemas.run_data(r) for r in runs[:limit]], "offset": offset}
-    return _json(page | {"next_offset": following})
+    return _json({"runs": runs[:limit], "offset": offset, "next_offset": following})
 
 
 def _json(data: object) -> Response:

@@ -53,6 +53,16 @@ def test_build_runs_page(served: Served) -> None:
     assert len(started) == 5 and started == sorted(started)
 
 
+def test_build_runs_are_the_registry_s_runs_of_the_build(served: Served) -> None:
+    """Every field of a build's runs page is what `sd.registry.build` says of its runs."""
+    from stardag.ui import _schemas
+
+    for info in served.ids["builds"]:
+        runs = sd.registry.build(info.id, registry=served.registry).runs
+        expected = [_schemas.Run(**_schemas.run_data(r)).model_dump(mode="json") for r in runs]
+        assert served.api(f"/builds/{info.id}/runs")["runs"] == expected
+
+
 def test_task_shows_params_code_and_output(served: Served) -> None:
     """A task: parameters with dependencies as ids, code location, output, completeness."""
     dag = served.ids["dag"]
