@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from playwright.sync_api import expect
 from ui_support import Page, Served
 
 import stardag as sd
@@ -92,6 +93,30 @@ def test_a_build_in_another_process_appears_and_finishes(page: Page, served: Ser
         finished.wait_for(timeout=60_000)
     finally:
         assert builder.wait(timeout=60) == 0
+    assert page.problems == []
+
+
+def test_the_live_list_keeps_older_builds_and_asks_for_the_newest_page_only(
+    page: Page, served: Served
+) -> None:
+    """After "Older builds", the two-second refresh keeps every row and asks for 50 builds."""
+    import ui_tasks
+
+    for limit in range(100, 150):
+        sd.build(ui_tasks.numbers(limit=limit), registry=served.registry)
+    total = len(sd.registry.builds(limit=None, registry=served.registry))
+    asked: list[str] = []
+    page.page.on("request", lambda r: asked.append(r.url) if "/api/v1/builds?" in r.url else None)
+    page.open("/")
+    page.page.click("#builds + p button")
+    rows = page.page.locator("#builds tbody tr")
+    rows.nth(total - 1).wait_for()
+    table = page.page.locator("#builds")
+    done = table.get_attribute("data-refreshes") or ""
+    # Then a live refresh, drawn after the older builds were shown.
+    expect(table).not_to_have_attribute("data-refreshes", done, timeout=30_000)
+    assert rows.count() == total > 50
+    assert all(u.endswith("/builds?limit=50") or "&before=" in u for u in asked), asked
     assert page.problems == []
 
 

@@ -95,12 +95,10 @@
     document.title = "Builds \u00b7 Stardag";
     const body = el("tbody");
     const more = el("button", { type: "button", hidden: true }, "Older builds");
-    main.replaceChildren(
-      el("h1", {}, "Builds"),
-      el("table", { id: "builds" },
-        el("thead", {}, el("tr", {}, ["Status", "Build", "Started", "Duration", "Runs", "Tasks", "Who and where", "Command"].map((h) => el("th", {}, h)))),
-        body),
-      el("p", {}, more));
+    const table = el("table", { id: "builds", "data-refreshes": "0" },
+      el("thead", {}, el("tr", {}, ["Status", "Build", "Started", "Duration", "Runs", "Tasks", "Who and where", "Command"].map((h) => el("th", {}, h)))),
+      body);
+    main.replaceChildren(el("h1", {}, "Builds"), table, el("p", {}, more));
     let next = null, shown = [];
     const row = (b) => el("tr", { "data-build": b.id, "data-status": b.status },
       el("td", {}, buildStatus(b)),
@@ -123,10 +121,16 @@
       shown = shown.concat(older.builds); next = older.next; render();
     });
     every(2000, async () => {
-      // Newest first: reload what is shown (running builds change, new ones appear on top).
-      const fresh = await api("/builds?limit=" + Math.min(500, Math.max(50, shown.length)));
-      shown = fresh.builds; next = fresh.next;
+      // The newest page again (new builds appear on top, running ones change), then each
+      // older build shown that is still running: never every build shown, which after a
+      // few "Older builds" would be hundreds of rows every two seconds.
+      const fresh = await api("/builds?limit=50");
+      const top = new Set(fresh.builds.map((b) => b.id));
+      const older = shown.filter((b) => !top.has(b.id));
+      const again = await Promise.all(older.map((b) => b.status === "running" ? api("/builds/" + b.id) : b));
+      if (older.length) shown = fresh.builds.concat(again); else { shown = fresh.builds; next = fresh.next; }
       render();
+      table.dataset.refreshes = String(Number(table.dataset.refreshes) + 1);
     });
   }
 
