@@ -232,32 +232,44 @@ def api_calls(port: int, facts: dict[str, Any], real: str, reps: int) -> list[di
         if cursor is None:
             break
         deep = cursor
-    _, root_task = timed(conn, f"/api/v1/tasks/{facts['root']}", 1)
+    root = facts["root"]
+    _, root_task = timed(conn, f"/api/v1/tasks/{root}", 1)
     big_build = root_task["output"]["build_id"]
     digest = root_task["output"]["digest"]
+    _, graph = timed(conn, f"/api/v1/tasks/{root}/lineage?direction=up", 1)
+    source = next(
+        n["id"] for n in graph["nodes"] if n["id"] not in {e["task_id"] for e in graph["edges"]}
+    )
     sample = facts["sample"]["id"]
+    # Every request static/app.js makes, with the parameters it sends (the builds page's
+    # live refresh asks for the newest 50 again, and for each older shown build running).
     paths = {
         "builds page": "/api/v1/builds?limit=50",
         "builds, a deep page": f"/api/v1/builds?limit=50&before={deep}",
         "build": f"/api/v1/builds/{big_build}",
-        "build runs (1,000-run build, page 1)": f"/api/v1/builds/{big_build}/runs?limit=500",
+        "build runs (1,000 runs, page 1)": f"/api/v1/builds/{big_build}/runs?offset=0&limit=500",
         "build runs (page 2)": f"/api/v1/builds/{big_build}/runs?offset=500&limit=500",
         "task": f"/api/v1/tasks/{sample}",
         "task (real, code on disk)": f"/api/v1/tasks/{real}",
+        "task (root of 1,000 tasks)": f"/api/v1/tasks/{root}",
         "task preview (1.5 MB text)": f"/api/v1/tasks/{real}/preview",
         "task history": f"/api/v1/tasks/{sample}/history?limit=100",
-        "lineage both (1,000 tasks)": f"/api/v1/tasks/{facts['root']}/lineage?direction=both",
+        "lineage both (1,000 tasks)": f"/api/v1/tasks/{root}/lineage?direction=both",
+        "lineage up, depth 2 (root)": f"/api/v1/tasks/{root}/lineage?direction=up&depth=2",
+        "lineage down (a source of the DAG)": f"/api/v1/tasks/{source}/lineage?direction=down",
         "lineage both (chain task)": f"/api/v1/tasks/{sample}/lineage?direction=both",
         "search by name": "/api/v1/search?q=step1",
         "search by id prefix": f"/api/v1/search?q={sample[:8]}",
         "search by digest prefix": f"/api/v1/search?q={digest[:16]}",
+        "search by whole digest (task page link)": f"/api/v1/search?q={digest}",
         "output by digest": f"/api/v1/outputs/{digest}",
         "store stats": "/api/v1/store",
         "gc preview (poll)": "/api/v1/store/gc",
+        "gc preview, start again": "/api/v1/store/gc?refresh=true",  # last: it starts a pass
     }
     results = []
     for name, path in paths.items():
-        times, _ = timed(conn, path, reps)
+        times, _ = timed(conn, path, 1 if "refresh" in path else reps)
         results.append({"call": name, "median_ms": statistics.median(times), "max_ms": max(times)})
     return results
 
@@ -286,7 +298,9 @@ def draw(port: int, root: str) -> dict[str, float]:
             )
             page.close()
         browser.close()
-    return min(found, key=lambda f: f["navigation_to_paint_ms"])
+    painted = sorted(f["navigation_to_paint_ms"] for f in found)
+    best = min(found, key=lambda f: f["navigation_to_paint_ms"])
+    return best | {"median_paint_ms": statistics.median(painted), "worst_paint_ms": painted[-1]}
 
 
 def main() -> None:
@@ -311,6 +325,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end: {load} ({os.cpu_count()} cores)")
     print(f"\n{'API call':40} {'median':>9} {'worst':>9}  worst/budget ({API_BUDGET_MS:.0f} ms)")
     for c in calls:
         ratio = c["max_ms"] / API_BUDGET_MS
@@ -318,11 +334,12 @@ def main() -> None:
             f"{c['call']:40} {c['median_ms']:7.1f}ms {c['max_ms']:7.1f}ms  {ratio:5.2f}"
             f"{'  OVER' if ratio > 1 else ''}"
         )
-    ratio = drawn["navigation_to_paint_ms"] / DRAW_BUDGET_MS
+    ratio = drawn["worst_paint_ms"] / DRAW_BUDGET_MS
     print(
         f"\nlineage of {drawn['nodes']:.0f} tasks in Chromium: layout and SVG "
-        f"{drawn['layout_and_draw_ms']:.0f} ms; navigation to painted graph "
-        f"{drawn['navigation_to_paint_ms']:.0f} ms = {ratio:.2f} of the {DRAW_BUDGET_MS:.0f} ms "
+        f"{drawn['layout_and_draw_ms']:.0f} ms; navigation to painted graph, best / median / "
+        f"worst of 3: {drawn['navigation_to_paint_ms']:.0f} / {drawn['median_paint_ms']:.0f} / "
+        f"{drawn['worst_paint_ms']:.0f} ms; worst = {ratio:.2f} of the {DRAW_BUDGET_MS:.0f} ms "
         f"budget{'  OVER' if ratio > 1 else ''}"
     )
     if a.json:
