@@ -70,6 +70,38 @@ def test_click_from_a_build_to_a_task_to_its_upstream(page: Page, served: Served
     assert page.problems == []
 
 
+BIG_GRAPH = """() => {
+  const nodes = [], edges = [], id = (k) => k.toString(16).padStart(64, "0");
+  for (let layer = 0; layer < 10; layer++) for (let i = 0; i < 100; i++) {
+    const k = layer * 100 + i;
+    nodes.push({ id: id(k), label: "big.step" + layer, version: "", known: true, digest: null });
+    if (layer) edges.push({ task_id: id(k), dep_id: id(k - 100), kind: "static" });
+  }
+  window.StardagGraph.draw(document.getElementById("lineage"), { nodes, edges }, id(0), () => {});
+}"""
+
+
+def test_a_big_graph_shows_names_once_zoomed_in_to_read_them(page: Page, served: Served) -> None:
+    """A small graph is named at once; 1,000 tasks drawn whole get names when zoomed in."""
+    page.open(f"/tasks/{served.ids['dag'].id}")
+    graph = page.page.locator("#lineage")
+    expect(graph).to_have_attribute("data-labelled", "true")
+    assert page.page.locator("#lineage .node text").count() == 2 * 5
+    page.page.evaluate(BIG_GRAPH)
+    assert graph.get_attribute("data-labelled") == "false"
+    assert page.page.locator("#lineage .node").count() == 1000
+    assert page.page.locator("#lineage .node text").count() == 0
+    graph.scroll_into_view_if_needed()
+    box = graph.bounding_box()
+    assert box is not None
+    page.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(20):  # each notch zooms in by 1.15
+        page.page.mouse.wheel(0, -100)
+    expect(graph).to_have_attribute("data-labelled", "true")
+    assert page.page.locator("#lineage .node text").count() == 2 * 1000
+    assert page.problems == []
+
+
 def test_a_build_in_another_process_appears_and_finishes(page: Page, served: Served) -> None:
     """The builds page shows a build that another process runs, live, until it ends."""
     page.open("/")

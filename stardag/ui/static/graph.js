@@ -7,6 +7,7 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const W = 190, H = 38, GAP_X = 70, GAP_Y = 14;
+  const READABLE = 2.5; // graph units per screen pixel at most, for names of 12 px to be drawn
 
   function svg(tag, attrs) {
     const node = document.createElementNS(SVG, tag);
@@ -66,6 +67,12 @@
     return order;
   }
 
+  function labels(n) {
+    const label = svg("text", { x: 8, y: 16 }); label.textContent = clip(n.label, 26);
+    const sub = svg("text", { x: 8, y: 30, class: "sub" }); sub.textContent = n.id.slice(0, 12) + (n.version ? "  v" + clip(n.version, 8) : "");
+    return [label, sub];
+  }
+
   function clip(text, size) { return text.length > size ? text.slice(0, size - 1) + "\u2026" : text; }
 
   // Draws `data` ({nodes, edges}) into `container`; `onOpen(id)` when a node is clicked.
@@ -80,31 +87,51 @@
     const wide = container.clientWidth || 1000;
     const scale = Math.max(1, (width + 40) / wide, (height + 40) / tall);
     const view = { x: -20, y: -20, w: wide * scale, h: tall * scale };
-    const setView = () => root.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
-    setView();
+    // Names are drawn once they can be read: text is most of what a big graph costs the
+    // browser, and a thousand tasks drawn whole leave each name a pixel or two high.
+    const named = [];
+    const setView = () => {
+      root.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
+      if (named.length && Math.max(view.w / wide, view.h / tall) <= READABLE) {
+        for (const [g, n] of named.splice(0)) g.append(...labels(n));
+        container.dataset.labelled = "true";
+      }
+    };
     const edgeLayer = svg("g"), nodeLayer = svg("g");
     const kinds = new Map(data.edges.map((e) => [e.task_id + ">" + e.dep_id, e.kind]));
+    // The edges of a kind are one path of many segments: a thousand-task graph draws two
+    // path elements, not two thousand, which is most of what the browser has to lay out.
+    const curves = { static: [], dynamic: [] };
     nodes.forEach((n, i) => {
       for (const d of deps[i]) {
         const [x1, y1] = xy[d], [x2, y2] = xy[i];
         const sx = x1 + W, sy = y1 + H / 2, tx = x2, ty = y2 + H / 2, mid = (sx + tx) / 2;
-        const kind = kinds.get(n.id + ">" + nodes[d].id) || "static";
-        edgeLayer.appendChild(svg("path", { class: "edge " + kind, d: `M${sx},${sy} C${mid},${sy} ${mid},${ty} ${tx},${ty}` }));
+        const kind = kinds.get(n.id + ">" + nodes[d].id) === "dynamic" ? "dynamic" : "static";
+        curves[kind].push(`M${sx},${sy}C${mid},${sy} ${mid},${ty} ${tx},${ty}`);
       }
     });
+    for (const [kind, parts] of Object.entries(curves)) {
+      if (parts.length) edgeLayer.appendChild(svg("path", { class: "edge " + kind, d: parts.join("") }));
+    }
     nodes.forEach((n, i) => {
       const [x, y] = xy[i];
       const classes = ["node", n.known ? (n.digest ? "complete" : "") : "unknown", n.id === current ? "current" : ""];
       const g = svg("g", { class: classes.join(" ").trim(), transform: `translate(${x},${y})`, tabindex: 0,
         role: "link", "data-id": n.id });
       const title = svg("title"); title.textContent = `${n.label} ${n.id}`;
-      const label = svg("text", { x: 8, y: 16 }); label.textContent = clip(n.label, 26);
-      const sub = svg("text", { x: 8, y: 30, class: "sub" }); sub.textContent = n.id.slice(0, 12) + (n.version ? "  v" + clip(n.version, 8) : "");
-      g.append(title, svg("rect", { width: W, height: H }), label, sub);
-      g.addEventListener("click", () => onOpen(n.id));
-      g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onOpen(n.id); });
+      g.append(title, svg("rect", { width: W, height: H }));
+      named.push([g, n]);
       nodeLayer.appendChild(g);
     });
+    container.dataset.labelled = "false";
+    setView();
+    // One listener for every node: the node under the event names itself by data-id.
+    const opened = (ev) => {
+      const node = ev.target.closest && ev.target.closest(".node");
+      if (node) onOpen(node.dataset.id);
+    };
+    nodeLayer.addEventListener("click", opened);
+    nodeLayer.addEventListener("keydown", (ev) => { if (ev.key === "Enter") opened(ev); });
     root.append(edgeLayer, nodeLayer);
     panAndZoom(root, view, setView);
     container.appendChild(root);
