@@ -10,7 +10,8 @@ in its own process and times every API call the pages make, over one kept-alive
 connection as a browser would, each `--reps` times: median and worst against the
 200 ms budget. Last, headless Chromium (Debian's, through Playwright) opens the task
 page of the 1,000-task DAG's root, and the time from navigation to the painted graph
-is compared with the 2 s budget. There is no anchor to run beside it (the released
+is compared with the 2 s budget (drawn whole, a graph that big shows its tasks as
+boxes: their names are drawn when a zoom makes them readable, and that is timed too). There is no anchor to run beside it (the released
 stardag's dashboard is a hosted service), so the ratios printed are to the budgets.
 """
 
@@ -294,6 +295,7 @@ def draw(port: int, root: str) -> dict[str, float]:
                     "nodes": float(graph.get_attribute("data-nodes") or 0),
                     "layout_and_draw_ms": float(graph.get_attribute("data-drawn-ms") or 0),
                     "navigation_to_paint_ms": float(graph.get_attribute("data-painted-ms") or 0),
+                    "zoom_to_names_ms": _zoom_to_names(page),
                 }
             )
             page.close()
@@ -301,6 +303,25 @@ def draw(port: int, root: str) -> dict[str, float]:
     painted = sorted(f["navigation_to_paint_ms"] for f in found)
     best = min(found, key=lambda f: f["navigation_to_paint_ms"])
     return best | {"median_paint_ms": statistics.median(painted), "worst_paint_ms": painted[-1]}
+
+
+def _zoom_to_names(page: Any) -> float:
+    """Milliseconds from a person's zooming in (twenty wheel notches) to the names drawn.
+
+    Names are drawn once they can be read, so a graph drawn whole shows boxes first.
+    Playwright's round trips for the wheel events are included.
+    """
+    graph = page.locator("#lineage")
+    graph.scroll_into_view_if_needed()
+    box = graph.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    start = time.perf_counter()
+    for _ in range(20):
+        page.mouse.wheel(0, -100)
+    page.wait_for_selector("#lineage[data-labelled='true'] .node text", state="attached")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))")
+    return (time.perf_counter() - start) * 1000
 
 
 def main() -> None:
@@ -340,7 +361,8 @@ def main() -> None:
         f"{drawn['layout_and_draw_ms']:.0f} ms; navigation to painted graph, best / median / "
         f"worst of 3: {drawn['navigation_to_paint_ms']:.0f} / {drawn['median_paint_ms']:.0f} / "
         f"{drawn['worst_paint_ms']:.0f} ms; worst = {ratio:.2f} of the {DRAW_BUDGET_MS:.0f} ms "
-        f"budget{'  OVER' if ratio > 1 else ''}"
+        f"budget{'  OVER' if ratio > 1 else ''}; then zooming in until the names are drawn "
+        f"{drawn['zoom_to_names_ms']:.0f} ms"
     )
     if a.json:
         a.json.write_text(json.dumps({"facts": facts, "calls": calls, "draw": drawn}, indent=2))

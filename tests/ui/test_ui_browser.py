@@ -82,7 +82,8 @@ BIG_GRAPH = """() => {
 
 
 def test_a_big_graph_shows_names_once_zoomed_in_to_read_them(page: Page, served: Served) -> None:
-    """A small graph is named at once; 1,000 tasks drawn whole get names when zoomed in."""
+    """A small graph is named at once; 1,000 tasks drawn whole get names when zoomed in,
+    those near the view."""
     page.open(f"/tasks/{served.ids['dag'].id}")
     graph = page.page.locator("#lineage")
     expect(graph).to_have_attribute("data-labelled", "true")
@@ -98,7 +99,7 @@ def test_a_big_graph_shows_names_once_zoomed_in_to_read_them(page: Page, served:
     for _ in range(20):  # each notch zooms in by 1.15
         page.page.mouse.wheel(0, -100)
     expect(graph).to_have_attribute("data-labelled", "true")
-    assert page.page.locator("#lineage .node text").count() == 2 * 1000
+    assert 0 < page.page.locator("#lineage .node text").count() < 2 * 1000  # those in view
     assert page.problems == []
 
 

@@ -268,7 +268,7 @@
         const data = await (fresh || api(`/tasks/${t.id}/lineage?direction=${direction.value}${d}`));
         early = null;
         window.StardagGraph.draw(graph, data, t.id, (other) => go("/tasks/" + other));
-        graphNote.textContent = `${data.nodes.length} tasks, ${data.edges.length} edges` + (data.truncated ? " (cut: the nearest shown)" : "") + "; click a task to open it, drag to pan, scroll to zoom";
+        graphNote.textContent = `${data.nodes.length} tasks, ${data.edges.length} edges` + (data.truncated ? " (cut: the nearest shown)" : "") + "; click a task to open it, drag to pan, scroll to zoom" + (graph.dataset.labelled === "false" ? " (in, to read the names)" : "");
       } catch (error) { graphNote.textContent = ""; graph.replaceChildren(failed(error)); }
     };
     direction.addEventListener("change", drawGraph);

@@ -7,7 +7,7 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const W = 190, H = 38, GAP_X = 70, GAP_Y = 14;
-  const READABLE = 2.5; // graph units per screen pixel at most, for names of 12 px to be drawn
+  const READABLE = 2; // graph units per screen pixel at most, for names (12 units) to be drawn
 
   function svg(tag, attrs) {
     const node = document.createElementNS(SVG, tag);
@@ -86,33 +86,34 @@
     container.style.height = tall + "px";
     const wide = container.clientWidth || 1000;
     const scale = Math.max(1, (width + 40) / wide, (height + 40) / tall);
-    const view = { x: -20, y: -20, w: wide * scale, h: tall * scale };
-    // Names are drawn once they can be read: text is most of what a big graph costs the
-    // browser, and a thousand tasks drawn whole leave each name a pixel or two high.
-    const named = [];
+    // Centred: a zoom at the middle of the box lands on the graph, not beside it.
+    const view = { x: (width - wide * scale) / 2, y: (height - tall * scale) / 2, w: wide * scale, h: tall * scale };
+    // Names are drawn only where they can be read: in or near the view, zoomed in enough.
+    // Text is most of what a big graph costs the browser (every zoom lays out each name
+    // again), and a thousand tasks drawn whole would leave each name a pixel or two high.
+    const boxes = [];
     const setView = () => {
       root.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
-      if (named.length && Math.max(view.w / wide, view.h / tall) <= READABLE) {
-        for (const [g, n] of named.splice(0)) g.append(...labels(n));
-        container.dataset.labelled = "true";
+      const readable = Math.max(view.w / wide, view.h / tall) <= READABLE;
+      const mx = view.w / 4, my = view.h / 4;
+      for (const b of boxes) {
+        const want = readable && b.x + W > view.x - mx && b.x < view.x + view.w + mx &&
+          b.y + H > view.y - my && b.y < view.y + view.h + my;
+        if (want && !b.names) { b.names = labels(b.node); b.g.append(...b.names); }
+        else if (!want && b.names) { for (const t of b.names) t.remove(); b.names = null; }
       }
+      container.dataset.labelled = String(boxes.some((b) => b.names));
     };
     const edgeLayer = svg("g"), nodeLayer = svg("g");
     const kinds = new Map(data.edges.map((e) => [e.task_id + ">" + e.dep_id, e.kind]));
-    // The edges of a kind are one path of many segments: a thousand-task graph draws two
-    // path elements, not two thousand, which is most of what the browser has to lay out.
-    const curves = { static: [], dynamic: [] };
     nodes.forEach((n, i) => {
       for (const d of deps[i]) {
         const [x1, y1] = xy[d], [x2, y2] = xy[i];
         const sx = x1 + W, sy = y1 + H / 2, tx = x2, ty = y2 + H / 2, mid = (sx + tx) / 2;
-        const kind = kinds.get(n.id + ">" + nodes[d].id) === "dynamic" ? "dynamic" : "static";
-        curves[kind].push(`M${sx},${sy}C${mid},${sy} ${mid},${ty} ${tx},${ty}`);
+        const kind = kinds.get(n.id + ">" + nodes[d].id) || "static";
+        edgeLayer.appendChild(svg("path", { class: "edge " + kind, d: `M${sx},${sy} C${mid},${sy} ${mid},${ty} ${tx},${ty}` }));
       }
     });
-    for (const [kind, parts] of Object.entries(curves)) {
-      if (parts.length) edgeLayer.appendChild(svg("path", { class: "edge " + kind, d: parts.join("") }));
-    }
     nodes.forEach((n, i) => {
       const [x, y] = xy[i];
       const classes = ["node", n.known ? (n.digest ? "complete" : "") : "unknown", n.id === current ? "current" : ""];
@@ -120,10 +121,9 @@
         role: "link", "data-id": n.id });
       const title = svg("title"); title.textContent = `${n.label} ${n.id}`;
       g.append(title, svg("rect", { width: W, height: H }));
-      named.push([g, n]);
+      boxes.push({ g, node: n, x, y, names: null });
       nodeLayer.appendChild(g);
     });
-    container.dataset.labelled = "false";
     setView();
     // One listener for every node: the node under the event names itself by data-id.
     const opened = (ev) => {
