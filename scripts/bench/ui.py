@@ -11,8 +11,9 @@ connection as a browser would, each `--reps` times: median and worst against the
 200 ms budget. Last, headless Chromium (Debian's, through Playwright) opens the task
 page of the 1,000-task DAG's root, and the time from navigation to the painted graph
 is compared with the 2 s budget (drawn whole, a graph that big shows its tasks as
-boxes: their names are drawn when a zoom makes them readable, and that is timed too). There is no anchor to run beside it (the released
-stardag's dashboard is a hosted service), so the ratios printed are to the budgets.
+boxes: their names are drawn when a zoom makes them readable, and that is timed too).
+There is no anchor to run beside it (the released stardag's dashboard is a hosted
+service), so the ratios printed are to the budgets.
 """
 
 from __future__ import annotations
