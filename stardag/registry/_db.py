@@ -234,6 +234,9 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         with contextlib.suppress(Exception):  # a read-only file keeps its journal mode
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable at checkpoints
+        # A lineage walk's UNION keeps the ids it reached in a temporary b-tree: in a
+        # file once past the page cache (100,000 ids), which cost the walk a fifth.
+        cursor.execute("PRAGMA temp_store = MEMORY")
     finally:
         cursor.close()
 
