@@ -6,6 +6,12 @@ Usage: python _overhead_worker.py PHASE SHAPE N   (run in the store dir, env set
   cold    construct the DAG, build it (every task body runs), build again in the same
           process (nothing runs), load the root
   noop    a fresh process against the store `cold` filled: construct and build (nothing runs)
+  small   the small pipeline (10 tasks) cold, the whole process timed by the driver
+  floor   no stardag: the unavoidable work per task in plain Python, one thread (hash the
+          task's canonical JSON with blake3, read its inputs' files, write its value to a temp
+          file, rename it into place, stat it)
+  joblib  the same tree through joblib.Memory (each call hashed, pickled and stored)
+  dask    the same tree as a Dask graph on Dask's threaded scheduler (nothing stored)
 
 Shapes: `chain` (task k depends on task k-1: N tasks, depth N) and `tree` (a binary
 reduction tree over (N+1)//2 leaves: 2*leaves-1 tasks, depth log2 N).
@@ -67,6 +73,95 @@ def timed_build(root) -> tuple[float, int]:
     return time.perf_counter() - t, _RAN[0] - ran
 
 
+def small() -> dict:
+    """Ten tasks: five leaves, four sums, one more on top; built cold."""
+    level = [leaf(i=k) for k in range(5)]
+    a, b = add(a=level[0], b=level[1]), add(a=level[2], b=level[3])
+    root = add(a=add(a=a, b=b), b=add(a=level[4], b=level[4]))
+    sd.build(root)
+    return {"tasks": 10, "error": "wrong value"} if root.load() != 14 else {"tasks": 10}
+
+
+def tree_keys(n: int):
+    """The tree as (key, deps) in dependency order, and the number of leaves."""
+    leaves = (n + 1) // 2
+    level = [(f"leaf-{k}", ()) for k in range(leaves)]
+    order = list(level)
+    while len(level) > 1:
+        pairs = [
+            (
+                f"add-{level[j][0]}-{level[j + 1][0]}"[:60] + f"-{len(order) + j}",
+                (level[j][0], level[j + 1][0]),
+            )
+            for j in range(0, len(level) - 1, 2)
+        ]
+        order += pairs
+        level = pairs + level[len(level) - len(level) % 2 :]
+    return order, leaves
+
+
+def floor(n: int, root: str) -> dict:
+    """The unavoidable work of a cold build of the tree, in plain Python (see the module doc)."""
+    import os
+
+    from blake3 import blake3
+
+    order, _ = tree_keys(n)
+    paths: dict[str, str] = {}
+    t = time.perf_counter()
+    for index, (key, deps) in enumerate(order):
+        params = {"i": index} if not deps else {d: {"$task": paths[d][-64:]} for d in deps}
+        spec = json.dumps(
+            {"name": key[:4], "params": params}, sort_keys=True, separators=(",", ":")
+        )
+        digest = blake3(spec.encode()).hexdigest()
+        value = index if not deps else 0
+        for dep in deps:
+            with open(paths[dep], "rb") as f:
+                value += int(f.read())
+        path = os.path.join(root, digest)
+        with open(path + ".tmp", "wb") as f:
+            f.write(str(value).encode())
+        os.replace(path + ".tmp", path)
+        os.stat(path)
+        paths[key] = path
+    return {"tasks": len(order), "cold_s": time.perf_counter() - t}
+
+
+def joblib_tree(n: int, root: str) -> dict:
+    """The tree through joblib.Memory, bottom-up, every call computed and stored."""
+    import joblib
+
+    memory = joblib.Memory(root, verbose=0)
+    cached_leaf = memory.cache(lambda i: i)
+    cached_add = memory.cache(lambda a, b: a + b)
+    order, _ = tree_keys(n)
+    values: dict[str, int] = {}
+    t = time.perf_counter()
+    for index, (key, deps) in enumerate(order):
+        if deps:
+            values[key] = cached_add(values[deps[0]], values[deps[1]])
+        else:
+            values[key] = cached_leaf(index)
+    return {"tasks": len(order), "cold_s": time.perf_counter() - t}
+
+
+def dask_tree(n: int) -> dict:
+    """The tree as a Dask graph on the threaded scheduler (in memory, nothing stored)."""
+    import operator
+
+    import dask.threaded
+
+    order, _ = tree_keys(n)
+    graph = {
+        key: (operator.add, *deps) if deps else (int, index)
+        for index, (key, deps) in enumerate(order)
+    }
+    t = time.perf_counter()
+    dask.threaded.get(graph, order[-1][0])
+    return {"tasks": len(order), "cold_s": time.perf_counter() - t}
+
+
 def measure(phase: str, shape: str, n: int) -> dict:
     t = time.perf_counter()
     root, tasks, expected = construct(shape, n)
@@ -91,9 +186,15 @@ def measure(phase: str, shape: str, n: int) -> dict:
 def main() -> None:
     phase, shape, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     out: dict = {"import_s": IMPORT_S, "version": sd.__version__, "module": sd.__file__}
+    anchors = {
+        "small": lambda: small(),
+        "floor": lambda: floor(n, "."),
+        "joblib": lambda: joblib_tree(n, "joblib"),
+        "dask": lambda: dask_tree(n),
+    }
     if phase != "import":
         try:
-            out.update(measure(phase, shape, n))
+            out.update(anchors[phase]() if phase in anchors else measure(phase, shape, n))
         except BaseException as e:  # noqa: BLE001 - report every failure, RecursionError included
             out["error"] = f"{type(e).__name__}: {str(e)[:200]}"
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -32,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from _venvs import CACHE, venv_python
@@ -51,11 +52,13 @@ METRICS = {  # key in the worker's result: label
 }
 
 
-def run_worker(side: str, phase: str, shape: str, n: int, store: str, a) -> dict:
-    """One worker process of `side` ("ours" or "theirs") in `store`: its RESULT, or an error."""
+def run_worker(
+    side: str, phase: str, shape: str, n: int, store: str, a, registry: bool | None = None
+) -> dict:
+    """One worker process of `side` ("ours", "theirs", "anchor") in `store`: its RESULT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHONPATH"))}
     env.update(STARDAG_TARGET_ROOTS__DEFAULT=store, STARDAG_HOME=store, STARDAG_NO_REGISTRY="1")
-    if a.registry and side == "ours":
+    if side == "ours" and (a.registry if registry is None else registry):
         del env["STARDAG_NO_REGISTRY"]
     cmd = [getattr(a, side), str(WORKER), phase, shape, str(n)]
     try:
@@ -71,22 +74,19 @@ def run_worker(side: str, phase: str, shape: str, n: int, store: str, a) -> dict
 
 
 def run_case(side: str, shape: str, n: int, a) -> dict:
-    """A cold process, then a fresh no-op process, in a fresh store."""
-    store = tempfile.mkdtemp(prefix=f"sd-overhead-{shape}-{n}-")
-    try:
-        cold = run_worker(side, "cold", shape, n, store, a)
-        cold["cold_rss"] = cold.get("peak_rss_mib")
-        if "error" in cold:
-            return cold
-        fresh = run_worker(side, "noop", shape, n, store, a)
-        return {
-            **cold,
-            "fresh_s": fresh.get("fresh_s"),
-            "fresh_rss": fresh.get("peak_rss_mib"),
-            **({"error": "fresh: " + fresh["error"]} if "error" in fresh else {}),
-        }
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
+    """A cold process, then a fresh no-op process, in a fresh store (kept until the end)."""
+    store = tempfile.mkdtemp(prefix=f"sd-overhead-{shape}-{n}-", dir=a.store_root)
+    cold = run_worker(side, "cold", shape, n, store, a)
+    cold["cold_rss"] = cold.get("peak_rss_mib")
+    if "error" in cold:
+        return cold
+    fresh = run_worker(side, "noop", shape, n, store, a)
+    return {
+        **cold,
+        "fresh_s": fresh.get("fresh_s"),
+        "fresh_rss": fresh.get("peak_rss_mib"),
+        **({"error": "fresh: " + fresh["error"]} if "error" in fresh else {}),
+    }
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -202,6 +202,75 @@ def report(imports: dict, res: dict, a) -> None:
         print(f"- {what}: {'-' if got is None else f'{got:.2f}'} (goal <= {goal:g}) {verdict}")
 
 
+# -- per task, against the floor and the anchors ------------------------------------------
+PER_TASK = {  # label: (interpreter attribute, worker phase, our registry on)
+    "floor (plain Python, the unavoidable work)": ("ours", "floor", False),
+    "ours, registry off": ("ours", "cold", False),
+    "ours, registry on (SQLite)": ("ours", "cold", True),
+    "stardag 0.28.0": ("theirs", "cold", False),
+    "joblib.Memory": ("anchor", "joblib", False),
+    "Dask threaded scheduler (in memory)": ("anchor", "dask", False),
+}
+FLOOR, OFF, ON = list(PER_TASK)[:3]
+
+
+def measure_per_task(a) -> dict:
+    """A cold build of the tree of --per-task-n tasks per case, interleaved over --reps."""
+    runs: dict = {label: [] for label in PER_TASK}
+    for _ in range(a.reps):
+        for label, (side, phase, registry) in PER_TASK.items():
+            store = tempfile.mkdtemp(prefix="sd-per-task-", dir=a.store_root)
+            result = run_worker(side, phase, "tree", a.per_task_n, store, a, registry=registry)
+            runs[label].append(result)
+            print(f"  {label}: {fmt(result.get('cold_s'))}", flush=True)
+    return {label: median_of(r) for label, r in runs.items()}
+
+
+def measure_small(a) -> dict:
+    """The small pipeline (10 tasks) in a fresh process, whole-process wall time."""
+    sides = {"ours, registry on": ("ours", True), "stardag 0.28.0": ("theirs", False)}
+    times: dict = {label: [] for label in sides}
+    for _ in range(a.small_reps):
+        for label, (side, registry) in sides.items():
+            store = tempfile.mkdtemp(prefix="sd-small-", dir=a.store_root)
+            t = time.perf_counter()
+            result = run_worker(side, "small", "tree", 10, store, a, registry=registry)
+            times[label].append(time.perf_counter() - t)
+            if "error" in result:
+                times[label][-1] = float("nan")
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def report_per_task(per: dict, small: dict, a) -> None:
+    floor = per[FLOOR].get("cold_s")
+    tasks = per[FLOOR].get("tasks") or 1
+    print(f"\nCold build of the tree of {tasks} tasks, per task (median of {a.reps}):")
+    print("| case | per task | x floor | peak RSS MiB | KiB per task |\n|---|---|---|---|---|")
+    for label, r in per.items():
+        if "error" in r:
+            print(f"| {label} | error: {r['error']} | | | |")
+            continue
+        rss = r.get("peak_rss_mib") or 0.0
+        cells = (
+            f"{r['cold_s'] / r['tasks'] * 1e6:.1f} us",
+            fmt_ratio(ratio(r["cold_s"], floor)),
+            f"{rss:.0f}",
+            f"{rss * 1024 / r['tasks']:.2f}",
+        )
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    on_off = ratio(per[ON].get("cold_s"), per[OFF].get("cold_s"))
+    print(
+        f"registry on / off: {fmt_ratio(on_off)} (goal <= 1.15x); "
+        f"registry off / floor: {fmt_ratio(ratio(per[OFF].get('cold_s'), floor))} (goal <= 2.0x)"
+    )
+    ours, theirs = small["ours, registry on"], small["stardag 0.28.0"]
+    print(
+        f"\nSmall pipeline (10 tasks), fresh process, cold, median of {a.small_reps}: ours with "
+        f"the registry {ours * 1e3:.0f} ms, stardag 0.28.0 {theirs * 1e3:.0f} ms: "
+        f"{ours / theirs:.2f}x (goal <= 1.0x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -217,14 +286,33 @@ def main() -> None:
     )
     ap.add_argument("--theirs", help="an interpreter with stardag==0.28.0 (default: a cached venv)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--per-task-n", type=int, default=10_000, help="tree size against the floor")
+    ap.add_argument("--small-reps", type=int, default=7)
+    ap.add_argument("--only-per-task", action="store_true", help="skip the ours/theirs table")
+    ap.add_argument(
+        "--store-root",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where stores go (default: the tmpfs /dev/shm; every store is kept to the end)",
+    )
+    ap.add_argument("--anchor", help="an interpreter with joblib and dask (default: a cached venv)")
     a = ap.parse_args()
     local = REPO / ".venv" / "bin" / "python"
     a.ours = a.ours or (
         str(local) if local.exists() else venv_python(CACHE / "ours", "-e", str(REPO))
     )
     a.theirs = a.theirs or venv_python(CACHE / "stardag-0.28.0", THEIRS)
-    imports, res = measure_imports(a), measure_dags(a)
-    report(imports, res, a)
+    a.anchor = a.anchor or venv_python(CACHE / "anchors", THEIRS, "joblib", "dask")
+    a.store_root = tempfile.mkdtemp(prefix="sd-overhead-", dir=a.store_root)
+    print(f"stores under {a.store_root}, kept until the end; load {os.getloadavg()[0]:.2f}")
+    try:
+        per, small = measure_per_task(a), measure_small(a)
+        imports, res = ({}, {}) if a.only_per_task else (measure_imports(a), measure_dags(a))
+    finally:
+        shutil.rmtree(a.store_root, ignore_errors=True)
+    if not a.only_per_task:
+        report(imports, res, a)
+    report_per_task(per, small, a)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     if a.json:
         rows = [{"side": s, "shape": sh, "n": n, **r} for (s, sh, n), r in res.items()]
         Path(a.json).write_text(

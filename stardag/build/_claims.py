@@ -27,13 +27,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stardag._errors import RegistryError
 from stardag.build._claim_config import ClaimConfig
-from stardag.registry import _claims
-from stardag.registry._db import Registry
+from stardag.registry import _claimstate, _lite
+from stardag.registry._claimstate import FAILED, HELD, Won
+from stardag.registry._lite import LiteRegistry
 from stardag.task._base import BaseTask
+
+if TYPE_CHECKING:
+    from stardag.registry._db import Registry
 
 logger = logging.getLogger("stardag.build")
 
@@ -80,11 +84,16 @@ class Claimer:
     """One build's claims: a thread that claims, waits, renews and releases."""
 
     def __init__(
-        self, registry: Registry, config: ClaimConfig, build_id: str, engine: ClaimEngine
+        self,
+        registry: Registry | LiteRegistry,
+        config: ClaimConfig,
+        build_id: str,
+        engine: ClaimEngine,
     ) -> None:
         self.registry = registry
         self.config = config
-        self.holder = _claims.Holder(build_id, socket.gethostname(), os.getpid())
+        self.holder = _claimstate.Holder(build_id, socket.gethostname(), os.getpid())
+        self._ops = _claim_ops(registry)
         self.engine = engine
         self._cond = threading.Condition()
         self._work = _Work()
@@ -169,7 +178,7 @@ class Claimer:
                 exc,
                 len(ids),
             )
-            won = [_claims.Won(task_id, fresh=False) for task_id in ids]
+            won = [Won(task_id, fresh=False) for task_id in ids]
         self._held -= set(work.done) | set(work.failed)
         winners = {w.task_id: w for w in won}
         lost = [node for node in work.wanted if node.id not in winners]
@@ -180,9 +189,9 @@ class Claimer:
         if lost:
             self._wait_for(lost)
 
-    def _swap(self, conn: Any, work: _Work, ids: list[str]) -> list[_claims.Won]:
-        _claims.release(conn, self.holder, work.done, work.failed)
-        return _claims.claim(conn, ids, self.holder, self.config.ttl) if ids else []
+    def _swap(self, conn: Any, work: _Work, ids: list[str]) -> list[Won]:
+        self._ops.release(conn, self.holder, work.done, work.failed)
+        return list(self._ops.claim(conn, ids, self.holder, self.config.ttl)) if ids else []
 
     def _start(self, node: Any, fresh: bool) -> None:
         """Run a won node, unless its last holder finished it (then it is a cache hit)."""
@@ -193,7 +202,7 @@ class Claimer:
             self.engine.claim_won(node)
 
     def _wait_for(self, nodes: list[Any]) -> None:
-        held = self._read(lambda conn: _claims.poll(conn, [n.id for n in nodes])) or []
+        held = self._read(lambda conn: self._ops.poll(conn, [n.id for n in nodes])) or []
         holders = {seen.task_id: seen.build_id for seen in held}
         due = time.monotonic() + self.config.poll
         for node in nodes:
@@ -207,7 +216,7 @@ class Claimer:
         if not self._held:
             return
         try:
-            self.registry.write(lambda conn: _claims.renew(conn, self.holder, self.config.ttl))
+            self.registry.write(lambda conn: self._ops.renew(conn, self.holder, self.config.ttl))
         except RegistryError as exc:
             logger.warning("heartbeat of %d claims failed: %s", len(self._held), exc)
 
@@ -217,19 +226,19 @@ class Claimer:
         due = [w for w in self._waiting.values() if w.due <= clock]
         if not due:
             return
-        seen = self._read(lambda conn: _claims.poll(conn, [w.node.id for w in due]))
+        seen = self._read(lambda conn: self._ops.poll(conn, [w.node.id for w in due]))
         if seen is None:
             return
         states = {s.task_id: s for s in seen}
         again: list[Any] = []
         for waiting in due:
             state = states.get(waiting.node.id)
-            if state is not None and state.state == _claims.HELD and not state.expired:
+            if state is not None and state.state == HELD and not state.expired:
                 waiting.wait = min(waiting.wait * 2, self.config.max_poll)
                 waiting.due = clock + waiting.wait
                 continue
             del self._waiting[waiting.node.id]
-            if state is not None and state.state == _claims.FAILED:
+            if state is not None and state.state == FAILED:
                 self.engine.claim_failed_elsewhere(waiting.node, state.build_id, state.error or "")
             else:
                 again.append(waiting.node)
@@ -243,6 +252,15 @@ class Claimer:
         except RegistryError as exc:
             logger.warning("reading claims failed (%s); asking again shortly", exc)
             return None
+
+
+def _claim_ops(registry: Registry | LiteRegistry) -> Any:
+    """The module that claims in `registry`: `_lite` (sqlite3) or `_claims` (SQLAlchemy)."""
+    if isinstance(registry, LiteRegistry):
+        return _lite
+    from stardag.registry import _claims
+
+    return _claims
 
 
 def _complete(task: BaseTask) -> bool:

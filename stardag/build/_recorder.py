@@ -15,19 +15,20 @@ before it starts a task never happened: its build row is removed again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from stardag._errors import ConfigError, RegistryError, RegistryUnreachableError
 from stardag._version import __version__
 from stardag.build._events import BuildEvent, EventKind
 from stardag.build._labels import current_labels
-from stardag.build._rows import BatchRows, RowMaker
-from stardag.registry import _writes
-from stardag.registry._db import Registry, resolve
+from stardag.build._rows import BatchRows, RowMaker, write_ops
+from stardag.registry import _lite
 from stardag.registry._environment import (
     Environment,
     GitState,
@@ -37,7 +38,11 @@ from stardag.registry._environment import (
     platform_name,
     python_version,
 )
+from stardag.registry._lite import LiteRegistry
 from stardag.task._base import BaseTask
+
+if TYPE_CHECKING:
+    from stardag.registry._db import Registry
 
 logger = logging.getLogger("stardag.registry")
 
@@ -48,8 +53,9 @@ FLUSH_SECONDS = 0.25
 class Recorder:
     """Records one build: a `BuildListener` with a writer thread behind it."""
 
-    def __init__(self, registry: Registry, build_id: str) -> None:
+    def __init__(self, registry: Registry | LiteRegistry, build_id: str) -> None:
         self.registry = registry
+        self._ops = write_ops(registry)
         self.build_id = build_id
         self._cond = threading.Condition()
         self._events: list[BuildEvent] = []
@@ -67,8 +73,12 @@ class Recorder:
     def start(
         cls, registry: Registry | str | None, build_id: str, roots: Sequence[BaseTask]
     ) -> Recorder:
-        """Open the registry, write the build row (failing here if it cannot), and start."""
-        opened = resolve(registry)
+        """Open the registry, write the build row (failing here if it cannot), and start.
+
+        A plain SQLite file at this schema is written through `sqlite3` (`_lite`), so
+        the build never imports SQLAlchemy; any other registry through `_db`.
+        """
+        opened = _lite.for_recording(registry)
         recorder = cls(opened, build_id)
         recorder._begin([task.id for task in roots])
         recorder._thread.start()
@@ -93,7 +103,7 @@ class Recorder:
             "stardag_version": __version__,
             "labels": json.dumps(labels, sort_keys=True) if labels else None,
         }
-        self.registry.write(lambda conn: _writes.put_build(conn, row))
+        self.registry.write(lambda conn: self._ops.put_build(conn, row))
 
     # -- the listener side (build threads) ---------------------------------------------
     def handle(self, event: BuildEvent) -> None:
@@ -158,8 +168,11 @@ class Recorder:
         """Write batches in order; keep those an unreachable registry could not take."""
         while unsent:
             try:
-                self._rows.backfill_cached(self.registry, unsent[0])
-                self.registry.write(unsent[0].write)
+                batch, registry, ops = unsent[0], self.registry, self._ops
+                if batch.fetches and isinstance(registry, LiteRegistry):
+                    registry, ops = registry.full(), None  # fetch rows: an add-on table
+                self._rows.backfill_cached(registry, batch)
+                registry.write(functools.partial(_write_batch, batch, ops))
             except RegistryUnreachableError as exc:
                 logger.warning("registry unreachable, %d batches wait: %s", len(unsent), exc)
                 return unsent
@@ -170,7 +183,7 @@ class Recorder:
         if not isinstance(self._build_error, ConfigError) or self._started_a_task:
             return
         try:
-            self.registry.write(lambda conn: _writes.delete_build(conn, self.build_id))
+            self.registry.write(lambda conn: self._ops.delete_build(conn, self.build_id))
         except Exception as exc:  # noqa: BLE001  # reported at the end of the build
             self._fail(exc)
 
@@ -198,7 +211,13 @@ class Recorder:
         )
 
 
-def _unrecorded(registry: Registry, build_id: str, unsent: list[BatchRows]) -> RegistryError:
+def _write_batch(batch: BatchRows, ops: Any, conn: Any) -> None:
+    batch.write(conn, ops)
+
+
+def _unrecorded(
+    registry: Registry | LiteRegistry, build_id: str, unsent: list[BatchRows]
+) -> RegistryError:
     """The error that says which of a build's runs never reached the registry."""
     runs = [run for batch in unsent for run in batch.runs]
     names = ", ".join(f"{r['task_id'][:12]} ({r['outcome']})" for r in runs[:10])

@@ -15,19 +15,21 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
 from stardag.build._events import BuildEvent, EventKind
 from stardag.build._executor import IN_PROCESS_NAME, here
-from stardag.registry import _fetches, _writes
+from stardag.registry import _lite
+from stardag.registry import _rowshape as _writes
 from stardag.registry._environment import Environment, GitState
 from stardag.registry._fingerprint import code_location, fingerprint
+from stardag.registry._lite import LiteConnection, LiteRegistry
 from stardag.remote._sharing import closure
 from stardag.store._store import ActionRecord, store_for
 from stardag.task._base import BaseTask, flatten_task_struct
 from stardag.task._stored import Task
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from stardag.registry._db import Registry
 
 logger = logging.getLogger("stardag.registry")
@@ -56,25 +58,35 @@ class BatchRows:
         parts = (self.tasks, self.edges, self.runs, self.outputs, self.build)
         return not any(parts) and self.environment is None
 
-    def write(self, conn: Connection) -> None:
-        """Write every row in foreign-key order, in the caller's transaction."""
+    def write(self, conn: Connection | LiteConnection, ops: Any = None) -> None:
+        """Write every row in foreign-key order, in the caller's transaction.
+
+        `ops`: the module whose functions write, `_writes` (SQLAlchemy, the default)
+        or `_lite` (sqlite3, which takes no read-through fetches: see `Recorder`).
+        """
+        if ops is None:
+            from stardag.registry import _writes as ops
         now = time.time()
         if self.environment is not None:
-            _writes.put_environment(conn, self.environment, now)
+            ops.put_environment(conn, self.environment, now)
             values: Row = {"env_digest": self.environment.digest}
             if self.git is not None:
                 values |= {"git_commit": self.git.commit, "git_dirty": self.git.dirty}
-            _writes.update_build(conn, self.build_id, values)
-        _writes.put_tasks(conn, self.tasks)
-        _writes.put_edges(conn, self.edges)
-        _writes.put_runs(conn, self.runs)
-        _writes.put_outputs(conn, self.outputs)
-        _fetches.write_fetches(conn, self.fetches)
+            ops.update_build(conn, self.build_id, values)
+        ops.put_tasks(conn, self.tasks)
+        ops.put_edges(conn, self.edges)
+        ops.put_runs(conn, self.runs)
+        ops.put_outputs(conn, self.outputs)
+        if self.fetches:
+            from stardag.registry import _fetches
+
+            assert not isinstance(conn, LiteConnection), "`Recorder` sends fetches via `_db`"
+            _fetches.write_fetches(conn, self.fetches)
         if self.cached:
-            _writes.touch_outputs(conn, [t.id for t in self.cached], now)
-            _writes.fill_cached_digests(conn, self.build_id)
+            ops.touch_outputs(conn, [t.id for t in self.cached], now)
+            ops.fill_cached_digests(conn, self.build_id)
         if self.build:
-            _writes.update_build(conn, self.build_id, self.build)
+            ops.update_build(conn, self.build_id, self.build)
 
 
 class RowMaker:
@@ -198,18 +210,28 @@ class RowMaker:
             status = "interrupted"
         batch.build = {"ended": event.time, "status": status}
 
-    def backfill_cached(self, registry: Registry, batch: BatchRows) -> None:
+    def backfill_cached(self, registry: Registry | LiteRegistry, batch: BatchRows) -> None:
         """Add output rows for cached tasks the registry has no output of (from the store)."""
         stored = [t for t in batch.cached if isinstance(t, Task)]
         if not stored:
             return
         ids = [t.id for t in stored]
-        known = registry.read(lambda conn: _writes.known_outputs(conn, ids))
+        ops = write_ops(registry)
+        known: set[str] = registry.read(lambda conn: ops.known_outputs(conn, ids))
         for task in stored:
             if task.id not in known:
                 record = _record_of(task)
                 if record is not None:
                     batch.outputs.append(self._output(task, record, build=False))
+
+
+def write_ops(registry: Registry | LiteRegistry) -> Any:
+    """The module that writes into `registry`: `_lite` for a `LiteRegistry`, else `_writes`."""
+    if isinstance(registry, LiteRegistry):
+        return _lite
+    from stardag.registry import _writes
+
+    return _writes
 
 
 def _interrupted_run(build_id: str, task_id: str, started: float, ended: float) -> Row:
@@ -279,6 +301,8 @@ def _add_read_through(batch: BatchRows, task: BaseTask, remote: str, when: float
     except Exception as exc:  # noqa: BLE001  # lineage is best effort; the build stands
         logger.warning("lineage of %s from remote %s not recorded: %s", task.id, remote, exc)
         records = []
+    from stardag.registry import _fetches
+
     tasks, edges = _fetches.lineage_rows(records)
     batch.tasks.extend(tasks)
     batch.edges.extend(edges)

@@ -23,19 +23,51 @@ digest (meaning the tasks that produced those bytes).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy import Connection
-
-from stardag.registry import _audits, _explain, _history, _info, _lineage, _lookup, _reindex
-from stardag.registry._db import Registry, default_url, open_registry, resolve
-from stardag.registry._explain import Difference, Explanation
 from stardag.registry._graph import LineageEdge, LineageGraph, LineageNode
 from stardag.registry._info import BuildInfo, EnvironmentInfo, OutputInfo, Producer, RunInfo
-from stardag.registry._lineage import Direction
-from stardag.registry._pins import Pin, pin, pins, unpin
-from stardag.registry._reindex import ReindexReport
-from stardag.store._store import Store
 from stardag.task._base import BaseTask
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from stardag.registry._db import Registry, default_url
+    from stardag.registry._db import open_registry as open_registry
+    from stardag.registry._db import resolve as resolve
+    from stardag.registry._explain import Difference, Explanation
+    from stardag.registry._lineage import Direction
+    from stardag.registry._pins import Pin, pin, pins, unpin
+    from stardag.registry._reindex import ReindexReport
+    from stardag.store._store import Store
+
+# Names that need SQLAlchemy, imported on first use: a build records through the
+# standard library's sqlite3 (`_lite`) and must not pay for SQLAlchemy's import.
+_LAZY = {
+    "Registry": "_db",
+    "default_url": "_db",
+    "open_registry": "_db",
+    "resolve": "_db",
+    "Difference": "_explain",
+    "Explanation": "_explain",
+    "Pin": "_pins",
+    "pin": "_pins",
+    "pins": "_pins",
+    "unpin": "_pins",
+    "ReindexReport": "_reindex",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BuildInfo",
@@ -66,7 +98,7 @@ __all__ = [
     "unpin",
 ]
 
-RegistryRef = Registry | str | None
+RegistryRef: TypeAlias = "Registry | str | None"
 
 
 def open(url: str | None = None) -> Registry:  # sd.registry.open, like io.open
@@ -75,6 +107,8 @@ def open(url: str | None = None) -> Registry:  # sd.registry.open, like io.open
     Opening one made by an older schema upgrades it in place; one made by a newer
     schema raises `RegistrySchemaError` and is left untouched.
     """
+    from stardag.registry._db import open_registry
+
     return open_registry(url)
 
 
@@ -91,6 +125,9 @@ def lineage(
     task that produced those bytes is a root of the graph. A list of them gives
     one graph with a root for each.
     """
+    from stardag.registry import _lineage, _lookup
+    from stardag.registry._db import resolve
+
     opened = resolve(registry)
     refs = [task] if isinstance(task, (BaseTask, str)) else list(task)
 
@@ -108,6 +145,9 @@ def history(
 
     Audits of the task appear among them with outcome "audited" and their `verdict`.
     """
+    from stardag.registry import _audits, _history, _lookup
+    from stardag.registry._db import resolve
+
     opened = resolve(registry)
     task_id = opened.read(lambda conn: _lookup.task_id(conn, task))
     runs = opened.read(lambda conn: _history.history(conn, task_id, limit))
@@ -116,9 +156,11 @@ def history(
     return merged if limit is None else merged[:limit]
 
 
-def _audit_entry(verdict: _audits.Verdict, runs: list[RunInfo]) -> RunInfo:
-    """An audit as a history entry (audits do not record their environment)."""
-    started = _info.when(verdict.audited)
+def _audit_entry(verdict: Any, runs: list[RunInfo]) -> RunInfo:
+    """An audit (an `_audits.Verdict`) as a history entry (audits record no environment)."""
+    from stardag.registry._info import when
+
+    started = when(verdict.audited)
     assert started is not None
     unknown = EnvironmentInfo("?", "?", "?", "?", "?", None, None, None)
     return RunInfo(
@@ -144,17 +186,26 @@ def _audit_entry(verdict: _audits.Verdict, runs: list[RunInfo]) -> RunInfo:
 
 def builds(limit: int | None = 20, *, registry: RegistryRef = None) -> list[BuildInfo]:
     """The newest builds, each with its runs counted by outcome."""
+    from stardag.registry import _history
+    from stardag.registry._db import resolve
+
     return resolve(registry).read(lambda conn: _history.builds(conn, limit))
 
 
 def build(build_id: str, *, registry: RegistryRef = None) -> BuildInfo:
     """One build (by id or unique prefix) with its runs and installed packages."""
+    from stardag.registry import _history, _lookup
+    from stardag.registry._db import resolve
+
     opened = resolve(registry)
     return opened.read(lambda conn: _history.build(conn, _lookup.build_id(conn, build_id)))
 
 
 def producers(digest: str, *, registry: RegistryRef = None) -> list[Producer]:
     """Which tasks, and which of their runs, produced the bytes with this digest."""
+    from stardag.registry import _history
+    from stardag.registry._db import resolve
+
     return resolve(registry).read(lambda conn: _history.producers(conn, digest.strip().lower()))
 
 
@@ -164,14 +215,23 @@ def outputs(task_ids: Sequence[str], *, registry: RegistryRef = None) -> dict[st
     A fast completeness hint for many tasks at once; the store stays the judge
     (a blob may have been deleted since it was recorded).
     """
+    from stardag.registry import _history
+    from stardag.registry._db import resolve
+
     return resolve(registry).read(lambda conn: _history.outputs(conn, task_ids))
 
 
 def explain(task: BaseTask | str, *, registry: RegistryRef = None) -> Explanation:
     """Why `task` is complete or would run, and what differs from its nearest previous run."""
+    from stardag.registry import _explain
+    from stardag.registry._db import resolve
+
     return _explain.explain(resolve(registry), task)
 
 
 def reindex(root: str | Store | None = None, *, registry: RegistryRef = None) -> ReindexReport:
     """Rebuild task, edge and output rows from the action records of a store root."""
+    from stardag.registry import _reindex
+    from stardag.registry._db import resolve
+
     return _reindex.reindex(resolve(registry), root)

@@ -14,9 +14,15 @@ import functools
 import itertools
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection
+
+class Executes(Protocol):
+    """A connection that runs a driver-level statement: SQLAlchemy's, or `_lite`'s."""
+
+    def exec_driver_sql(self, sql: str, params: Any = ..., /) -> Any:
+        """Run one statement with positional parameters."""
+
 
 MAX_VARIABLES = 999  # SQLite's limit on bound values per statement before 3.32
 
@@ -35,7 +41,7 @@ NOTHING = "ON CONFLICT DO NOTHING"
 
 
 def insert_many(
-    conn: Connection, table: str, rows: Sequence[Mapping[str, Any]], conflict: str
+    conn: Executes, table: str, rows: Sequence[Mapping[str, Any]], conflict: str
 ) -> None:
     """Insert rows (dicts with the same keys) into `table`, a few hundred per statement."""
     if not rows:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, cast, func, or_, select, update
@@ -24,39 +23,16 @@ from sqlalchemy import Float as FloatType
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag.registry import _models
+from stardag.registry._claimstate import CHUNK as CHUNK
+from stardag.registry._claimstate import FAILED as FAILED
+from stardag.registry._claimstate import HELD as HELD
+from stardag.registry._claimstate import MAX_ERROR as MAX_ERROR
+from stardag.registry._claimstate import RELEASED as RELEASED
+from stardag.registry._claimstate import Holder as Holder
+from stardag.registry._claimstate import Seen as Seen
+from stardag.registry._claimstate import Won as Won
 
 CLAIMS: Table = _models.ClaimRow.__table__  # type: ignore[attr-defined]
-HELD, RELEASED, FAILED = "held", "released", "failed"
-CHUNK = 80  # rows per claiming statement: 11 bound values each, under SQLite's old limit of 999
-MAX_ERROR = 4096
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds claims: one build in one process on one host."""
-
-    build_id: str
-    host: str
-    pid: int
-
-
-@dataclass(frozen=True, order=True)
-class Won:
-    """A claim this builder won; `fresh` when nobody had ever claimed the task."""
-
-    task_id: str
-    fresh: bool
-
-
-@dataclass(frozen=True)
-class Seen:
-    """Another builder's claim on a task, as a waiting builder polls it."""
-
-    task_id: str
-    build_id: str
-    state: str
-    expired: bool
-    error: str | None
 
 
 def now(conn: Connection) -> Any:

@@ -8,20 +8,21 @@ SQLite gets multi-row statements (`_bulk`); other databases one executemany.
 
 from __future__ import annotations
 
-import datetime
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from stardag import _hashing
 from stardag.registry import _bulk, _models
 from stardag.registry._environment import Environment
 
-if TYPE_CHECKING:
-    from stardag.store._record import ActionRecord
+# Row makers live in `_rowshape` (no SQLAlchemy); callers know them here too.
+from stardag.registry._rowshape import edge_rows as edge_rows
+from stardag.registry._rowshape import output_row as output_row
+from stardag.registry._rowshape import parse_time as parse_time
+from stardag.registry._rowshape import spec_row as spec_row
 
 Row = dict[str, Any]
 
@@ -48,66 +49,6 @@ def _insert(conn: Connection, table: Table) -> Any:
     """An INSERT that can say ON CONFLICT, in the connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
-
-
-# -- rows from tasks and records ---------------------------------------------------------------
-def spec_row(
-    task_id: str,
-    spec: Mapping[str, Any],
-    seen: float,
-    module: str | None = None,
-    qualname: str | None = None,
-    code_fingerprint: str | None = None,
-) -> Row:
-    """The tasks row of a task id known only by its spec (as in an action record)."""
-    return {
-        "id": task_id,
-        "namespace": str(spec.get("namespace", "")),
-        "name": str(spec.get("name", "")),
-        "version": str(spec.get("version", "")),
-        "spec": _hashing.canonical_json(spec).decode(),
-        "module": module,
-        "qualname": qualname,
-        "fingerprint": code_fingerprint,
-        "first_seen": seen,
-    }
-
-
-def output_row(
-    record: ActionRecord,
-    store_url: str | None,
-    build_id: str | None,
-    last_used: float | None = None,
-) -> Row:
-    """The outputs row of an action record in a store (`last_used` defaults to its creation).
-
-    `build_id` None: an existing row keeps the build that wrote it.
-    """
-    created = parse_time(record.created)
-    return {
-        "task_id": record.task_id,
-        "digest": record.digest,
-        "serializer": record.serializer,
-        "size_raw": record.size_raw,
-        "size_stored": record.size_stored,
-        "created": created,
-        "build_id": build_id,
-        "store": store_url,
-        "last_used": created if last_used is None else last_used,
-    }
-
-
-def edge_rows(task_id: str, dep_ids: Iterable[str], kind: str) -> list[Row]:
-    """Edge rows from one task to its dependencies of one kind (static or dynamic)."""
-    return [{"task_id": task_id, "dep_id": dep, "kind": kind} for dep in dep_ids]
-
-
-def parse_time(iso: str) -> float:
-    """Seconds since the epoch of an ISO 8601 time (as action records write them)."""
-    parsed = datetime.datetime.fromisoformat(iso)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
 
 
 # -- writes ------------------------------------------------------------------------------------

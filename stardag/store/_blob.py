@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import io
 import os
 import threading
@@ -80,8 +81,19 @@ class Compression:
     @classmethod
     def from_env(cls) -> Compression:
         """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default: cores, up to 4)."""
-        threads = _env_int("STARDAG_ZSTD_THREADS", default_threads())
-        return cls(_env_int("STARDAG_ZSTD_LEVEL", 1), threads)
+        environ = os.environ
+        return _compression(
+            environ.get("STARDAG_ZSTD_LEVEL", ""), environ.get("STARDAG_ZSTD_THREADS", "")
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _compression(level: str, threads: str) -> Compression:
+    """The settings these two variables' values mean, worked out once (every output asks)."""
+    return Compression(
+        _env_int("STARDAG_ZSTD_LEVEL", level, 1),
+        _env_int("STARDAG_ZSTD_THREADS", threads, default_threads()),
+    )
 
 
 def default_threads() -> int:
@@ -90,8 +102,8 @@ def default_threads() -> int:
     return 0 if cores < 2 else min(cores, 4)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def _env_int(name: str, value: str, default: int) -> int:
+    raw = value.strip()
     if not raw:
         return default
     try:
