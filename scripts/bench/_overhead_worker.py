@@ -7,6 +7,7 @@ Usage: python _overhead_worker.py PHASE SHAPE N   (run in the store dir, env set
           process (nothing runs), load the root
   noop    a fresh process against the store `cold` filled: construct and build (nothing runs)
   small   the small pipeline (10 tasks) cold, the whole process timed by the driver
+  naps    50 tasks that each sleep 0.1 s, built cold (BENCH_MAX_WORKERS=N: max_workers=N)
   floor   no stardag: the unavoidable work per task in plain Python, one thread (hash the
           task's canonical JSON with blake3, read its inputs' files, write its value to a temp
           file, rename it into place, stat it)
@@ -66,10 +67,18 @@ def construct(shape: str, n: int):
     return level[0], 2 * leaves - 1, leaves * (leaves - 1) // 2
 
 
+def build_options() -> dict:
+    """`max_workers` from BENCH_MAX_WORKERS (ours only; unset: the default pool)."""
+    import os
+
+    raw = os.environ.get("BENCH_MAX_WORKERS")
+    return {"max_workers": int(raw)} if raw else {}
+
+
 def timed_build(root) -> tuple[float, int]:
     """Seconds that `sd.build(root)` took and how many task bodies it ran."""
     ran, t = _RAN[0], time.perf_counter()
-    sd.build(root)
+    sd.build(root, **build_options())
     return time.perf_counter() - t, _RAN[0] - ran
 
 
@@ -80,6 +89,22 @@ def small() -> dict:
     root = add(a=add(a=a, b=b), b=add(a=level[4], b=level[4]))
     sd.build(root)
     return {"tasks": 10, "error": "wrong value"} if root.load() != 14 else {"tasks": 10}
+
+
+@sd.task
+def nap(i: int) -> int:
+    _RAN[0] += 1
+    time.sleep(0.1)
+    return i
+
+
+def naps() -> dict:
+    """50 tasks that each sleep 0.1 s (I/O-like: they release the GIL), built cold."""
+    tasks = [nap(i=k) for k in range(50)]
+    t = time.perf_counter()
+    sd.build(tasks, **build_options())
+    out = {"tasks": 50, "cold_s": time.perf_counter() - t}
+    return out if _RAN[0] == 50 else {**out, "error": f"ran {_RAN[0]} of 50"}
 
 
 def tree_keys(n: int):
@@ -188,6 +213,7 @@ def main() -> None:
     out: dict = {"import_s": IMPORT_S, "version": sd.__version__, "module": sd.__file__}
     anchors = {
         "small": lambda: small(),
+        "naps": lambda: naps(),
         "floor": lambda: floor(n, "."),
         "joblib": lambda: joblib_tree(n, "joblib"),
         "dask": lambda: dask_tree(n),

@@ -1,26 +1,37 @@
-"""Per-task overhead of our stardag against the released stardag 0.28.0, in one run.
+"""Per-task overhead of our stardag against the floor, the released stardag 0.28.0,
+joblib.Memory and Dask's threaded scheduler, in one run.
 
     python3 scripts/bench/overhead.py [--sizes 1000,10000] [--shapes tree,chain] [--reps N]
-                                      [--registry] [--json out.json]
+                                      [--per-task-n 10000] [--registry] [--only-per-task]
+                                      [--store-root DIR] [--json out.json]
 
-Builds the same DAGs (`_overhead_worker.py`: a binary reduction tree and a chain of trivial
-int tasks) with both packages, each measurement in a fresh process of that package's
-interpreter and a fresh local store dir (STARDAG_TARGET_ROOTS__DEFAULT and STARDAG_HOME
-point there, STARDAG_NO_REGISTRY=1; `--registry` leaves our registry on). Interpreters:
-ours is the repo's `.venv` if present, else `~/.cache/stardag-bench/ours` (`pip install -e`);
-theirs is `~/.cache/stardag-bench/stardag-0.28.0` (`pip install stardag==0.28.0`); both are
-made on first use and reused.
+First, against the floor (`--per-task-n`, a binary reduction tree of trivial int tasks):
+the floor itself (plain Python doing only the unavoidable work per task: blake3 of the
+task's canonical JSON, read its two inputs' files, write its value to a temp file, rename,
+stat), ours with the registry off and on (SQLite), stardag 0.28.0, joblib.Memory and
+Dask's threaded scheduler (in memory, nothing stored) on the same tree, each a cold
+build in a fresh process, interleaved over --reps; every per-task cost is printed as a
+multiple of the floor, with peak RSS per task. Then the small pipeline (10 tasks) in a
+fresh process, whole-process wall time, ours (registry on) against stardag 0.28.0; and
+our worker pool (default, max_workers=1, max_workers=2) on the trivial tree and on 50
+tasks that each sleep 0.1 s.
 
-Per (shape, n): construct (making the task objects), cold build (`sd.build`, every body
-runs), in-process no-op (`sd.build` again, nothing runs), fresh no-op (a new process
-constructs the DAG and builds it against the filled store: construct + check), and the
-peak RSS of the cold and fresh processes. Plus `import stardag` (fresh processes, median).
-Every run checks how many task bodies ran and the root's value; a failure (e.g. the
-released stardag's recursion limit on deep chains) shows as "error" and is listed below.
+Then the ours/theirs table (skipped with --only-per-task): the same DAGs
+(`_overhead_worker.py`: the tree and a chain) with both packages, each in a fresh
+process of that package's interpreter and a fresh store (STARDAG_NO_REGISTRY=1 unless
+`--registry`). Interpreters: ours is the repo's `.venv` if present, else
+`~/.cache/stardag-bench/ours`; theirs `~/.cache/stardag-bench/stardag-0.28.0`; the
+anchors' `~/.cache/stardag-bench/anchors` (stardag 0.28.0, joblib, dask); made on first use.
+Per (shape, n): construct, cold build, in-process no-op, fresh no-op (a new process
+constructs the DAG and builds it against the filled store), and peak RSS. Plus `import
+stardag` (fresh processes, median).
 
-Read the ours/theirs column: ratios in the same run are what count; absolute times move
-with the machine's load. Numbers are medians over --reps. The goal lines at the end
-check the core issue's targets at the largest and smallest size given.
+Stores: every store lives under one directory on `--store-root` (default the tmpfs
+/dev/shm, where deleting files does not slow the next case's file creation, as it does
+on this machine's journal-less ext4) and is kept until the end of the run.
+
+Ratios in the same run are what count; absolute times move with the machine's load
+(printed at the start and the end).
 """
 
 from __future__ import annotations
@@ -53,13 +64,21 @@ METRICS = {  # key in the worker's result: label
 
 
 def run_worker(
-    side: str, phase: str, shape: str, n: int, store: str, a, registry: bool | None = None
+    side: str,
+    phase: str,
+    shape: str,
+    n: int,
+    store: str,
+    a,
+    registry: bool | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """One worker process of `side` ("ours", "theirs", "anchor") in `store`: its RESULT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHONPATH"))}
     env.update(STARDAG_TARGET_ROOTS__DEFAULT=store, STARDAG_HOME=store, STARDAG_NO_REGISTRY="1")
     if side == "ours" and (a.registry if registry is None else registry):
         del env["STARDAG_NO_REGISTRY"]
+    env.update(extra or {})
     cmd = [getattr(a, side), str(WORKER), phase, shape, str(n)]
     try:
         p = subprocess.run(
@@ -226,6 +245,36 @@ def measure_per_task(a) -> dict:
     return {label: median_of(r) for label, r in runs.items()}
 
 
+THREADS = {  # label: (worker phase, BENCH_MAX_WORKERS)
+    "trivial tree, default (elastic) pool": ("cold", ""),
+    "trivial tree, max_workers=1": ("cold", "1"),
+    "trivial tree, max_workers=2 (fixed)": ("cold", "2"),
+    "50 x sleep 0.1 s, default (elastic) pool": ("naps", ""),
+    "50 x sleep 0.1 s, max_workers=1": ("naps", "1"),
+    "50 x sleep 0.1 s, max_workers=2 (fixed)": ("naps", "2"),
+}
+
+
+def measure_threads(a) -> dict:
+    """Our worker pool on trivial tasks (the tree) and on 50 sleeping tasks, registry off."""
+    runs: dict = {label: [] for label in THREADS}
+    for _ in range(a.reps):
+        for label, (phase, workers) in THREADS.items():
+            store = tempfile.mkdtemp(prefix="sd-threads-", dir=a.store_root)
+            extra = {"BENCH_MAX_WORKERS": workers} if workers else {}
+            result = run_worker(
+                "ours", phase, "tree", a.per_task_n, store, a, registry=False, extra=extra
+            )
+            runs[label].append(result)
+    return {label: median_of(r) for label, r in runs.items()}
+
+
+def report_threads(threads: dict) -> None:
+    print("\nWorker threads (ours, registry off):")
+    for label, r in threads.items():
+        print(f"  {label:<44} {fmt(r.get('cold_s'))}" + (f"  {r['error']}" if "error" in r else ""))
+
+
 def measure_small(a) -> dict:
     """The small pipeline (10 tasks) in a fresh process, whole-process wall time."""
     sides = {"ours, registry on": ("ours", True), "stardag 0.28.0": ("theirs", False)}
@@ -305,13 +354,14 @@ def main() -> None:
     a.store_root = tempfile.mkdtemp(prefix="sd-overhead-", dir=a.store_root)
     print(f"stores under {a.store_root}, kept until the end; load {os.getloadavg()[0]:.2f}")
     try:
-        per, small = measure_per_task(a), measure_small(a)
+        per, small, threads = measure_per_task(a), measure_small(a), measure_threads(a)
         imports, res = ({}, {}) if a.only_per_task else (measure_imports(a), measure_dags(a))
     finally:
         shutil.rmtree(a.store_root, ignore_errors=True)
     if not a.only_per_task:
         report(imports, res, a)
     report_per_task(per, small, a)
+    report_threads(threads)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     if a.json:
         rows = [{"side": s, "shape": sh, "n": n, **r} for (s, sh, n), r in res.items()]

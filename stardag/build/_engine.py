@@ -7,6 +7,9 @@ event loop) updates the graph under one lock and dispatches what became ready.
 
 - Sync tasks run on worker threads. A worker that finishes a task picks the
   next ready one itself, so a chain of sync tasks never waits on a thread hop.
+  By default the pool is elastic: one worker to begin with, and another only
+  while every worker has been on one task for `GROW_AFTER` with more waiting, so
+  short tasks do not fight over the GIL while slow or I/O-bound ones overlap.
 - Async tasks run on the event loop.
 - Sequential builds run everything on the event loop, one task at a time.
 
@@ -29,6 +32,7 @@ import inspect
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,6 +75,10 @@ class State(enum.Enum):
 
 
 FINISHED = (State.DONE, State.CACHED)
+# The elastic pool adds a worker once every worker has been on one task this long
+# (seconds) while others wait: a short task never waits this long for a thread, and a
+# slow or I/O-bound one loses little before the next starts beside it.
+GROW_AFTER = 0.002
 BROKEN = (State.FAILED, State.SKIPPED, State.INTERRUPTED)
 
 
@@ -188,9 +196,17 @@ class Engine:
         self.dual_async = dual_async
         self.sync_blocking = sync_mode == "blocking"
         self.fail_fast = fail_mode.value == "fail_fast"
-        # Like Dask's threaded scheduler: one thread per core by default. Sync Python
-        # tasks share the GIL, so more threads than cores mostly adds contention.
+        # Like Dask's threaded scheduler: up to one thread per core by default. Sync Python
+        # tasks share the GIL, so more threads than cores mostly adds contention; and
+        # short ones run fastest on one thread, so the default pool grows only while
+        # its threads are stuck on long tasks (`grow`). `max_workers` starts them all.
         self.workers = 1 if sequential else (max_workers or max(2, os.cpu_count() or 1))
+        self.elastic = not sequential and max_workers is None
+        self.threads: list[threading.Thread] = []
+        # Per worker: when its current task began (monotonic), or None while it is idle.
+        self.busy_since: list[float | None] = []
+        self.growth_armed = False  # a `grow` check is scheduled on the loop
+        self.threads_closed = False
         self.listeners = list(listeners)
         self.nodes: dict[str, Node] = {}
         self.lock = threading.RLock()
@@ -256,7 +272,8 @@ class Engine:
             self.schedule(new)
             if self.outstanding == 0:
                 self.idle.set()
-        threads = [] if self.sequential else self.start_workers()
+        if not self.sequential:
+            self.start_workers(1 if self.elastic else self.workers)
         try:
             if self.sequential:
                 await self.consume_on_loop()
@@ -265,6 +282,9 @@ class Engine:
             self.abandon()  # the caller cancelled the build: stop at once
             raise
         finally:
+            with self.lock:  # `grow` runs on this thread too: no worker starts after this
+                self.threads_closed = True
+                threads = list(self.threads)
             for _ in threads:
                 self.sync_queue.put(None)
             if not self.gate.closed:  # abandoned workers finish on their own, unrecorded
@@ -304,20 +324,40 @@ class Engine:
                 except Exception:  # noqa: BLE001  # the interruption is what gets reported
                     continue
 
-    def start_workers(self) -> list[threading.Thread]:
-        # Each worker runs in a copy of this context: get_current_build_id() works there.
-        threads = [
-            threading.Thread(
+    def start_workers(self, count: int) -> None:
+        """Start `count` more worker threads (called on the loop's thread)."""
+        for _ in range(count):
+            slot = len(self.threads)
+            self.busy_since.append(None)
+            # Each worker runs in a copy of this context: get_current_build_id() works there.
+            thread = threading.Thread(
                 target=contextvars.copy_context().run,
-                args=(self.worker,),
-                name=f"stardag-{i}",
+                args=(self.worker, slot),
+                name=f"stardag-{slot}",
                 daemon=True,
             )
-            for i in range(self.workers)
-        ]
-        for thread in threads:
+            self.threads.append(thread)
             thread.start()
-        return threads
+
+    def arm_growth(self) -> None:
+        """Check after `GROW_AFTER` whether the elastic pool needs another thread."""
+        if not self.growth_armed and not self.threads_closed:
+            self.growth_armed = True
+            self.loop.call_later(GROW_AFTER, self.grow)
+
+    def grow(self) -> None:
+        """On the loop: one more worker if every worker has been on one task for
+        `GROW_AFTER` while tasks wait; checked again while that stays so."""
+        with self.lock:
+            self.growth_armed = False
+            if self.threads_closed or len(self.threads) >= self.workers:
+                return
+            if self.sync_queue.empty():
+                return  # armed again by the next task queued
+            stuck = time.monotonic() - GROW_AFTER
+            if all(since is not None and since <= stuck for since in self.busy_since):
+                self.start_workers(1)
+            self.arm_growth()
 
     # -- discovery --------------------------------------------------------------------
     async def discover(self, roots: Iterable[BaseTask]) -> list[Node]:
@@ -486,6 +526,8 @@ class Engine:
             self.local.next = (node, resume)
         else:
             self.sync_queue.put((node, resume))
+            if self.elastic and not self.growth_armed and len(self.threads) < self.workers:
+                self.loop.call_soon_threadsafe(self.arm_growth)
 
     def finish(self, node: Node, error: BaseException | None) -> None:
         """Record a node's outcome and release what waited on it."""
@@ -683,12 +725,18 @@ class Engine:
             self.idle.set()
 
     # -- sync tasks on worker threads -----------------------------------------------------
-    def worker(self) -> None:
+    def worker(self, slot: int) -> None:
+        busy = self.busy_since
+        clock = time.monotonic
         while (item := self.sync_queue.get()) is not None:
+            busy[slot] = clock()
             while item is not None:
                 self.local.next = None
                 self.run_sync(*item)
                 item, self.local.next = self.local.next, False
+                if item is not None:
+                    busy[slot] = clock()
+            busy[slot] = None
 
     def run_sync(self, node: Node, resume: Any) -> None:
         """Run (or resume) a sync task; on a yield, hand the generator to the loop."""

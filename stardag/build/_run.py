@@ -322,7 +322,9 @@ def build(
             own exception; `CONTINUE` builds every branch that does not depend on a
             failure and returns a summary whose `status` is `FAILURE` (call
             `summary.raise_on_failure()` to raise `BuildFailedError`).
-        max_workers: threads for sync tasks (default: one per core).
+        max_workers: threads for sync tasks, all started at once. Default: a pool that
+            starts with one thread and adds one (up to one per core, at least 2) while
+            every thread has been on one task for a few milliseconds and more wait.
         listeners: extra `BuildListener`s that receive every build event.
         registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
             URL, or None to build without recording. If it cannot be written, the

@@ -168,6 +168,15 @@ _OPEN: dict[str, LiteRegistry] = {}
 _OPEN_LOCK = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    global _OPEN_LOCK
+    _OPEN.clear()  # a child opens its own connections (a parent's lock may be held)
+    _OPEN_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def for_recording(registry: Any) -> Any:
     """The registry a build records into: a `LiteRegistry` where one serves, else `_db`'s.
 

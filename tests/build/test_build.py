@@ -129,6 +129,24 @@ def test_sync_tasks_run_concurrently_on_threads() -> None:
     assert meet(i=1).load() == 1
 
 
+def test_the_default_pool_grows_for_tasks_that_wait_on_each_other() -> None:
+    """The default pool starts with one thread and adds one while its threads are held by a
+    task and others wait: two tasks that must meet at a barrier both run (one thread alone
+    would hold the first at the barrier until it times out)."""
+    barrier = threading.Barrier(2, timeout=30)
+    threads: set[str] = set()
+
+    @sd.task
+    def meet_again(i: int) -> int:
+        threads.add(threading.current_thread().name)
+        barrier.wait()
+        return i
+
+    summary = sd.build([meet_again(i=1), meet_again(i=2)], fail_mode="continue")
+    assert summary.ok, summary
+    assert len(threads) == 2 and meet_again(i=2).load() == 2
+
+
 def test_async_tasks_interleave_on_the_event_loop() -> None:
     """Two async tasks that each wait for the other finish: they share the loop."""
     events: dict[str, asyncio.Event] = {}
