@@ -78,7 +78,7 @@ class Recorder:
         A plain SQLite file at this schema is written through `sqlite3` (`_lite`), so
         the build never imports SQLAlchemy; any other registry through `_db`.
         """
-        opened = _lite.for_recording(registry)
+        opened = _for_recording(registry)
         recorder = cls(opened, build_id)
         recorder._begin([task.id for task in roots])
         recorder._thread.start()
@@ -170,7 +170,9 @@ class Recorder:
             try:
                 batch, registry, ops = unsent[0], self.registry, self._ops
                 if batch.fetches and isinstance(registry, LiteRegistry):
-                    registry, ops = registry.full(), None  # fetch rows: an add-on table
+                    from stardag.registry._db import open_registry
+
+                    registry, ops = open_registry(registry.url), None  # an add-on table
                 self._rows.backfill_cached(registry, batch)
                 registry.write(functools.partial(_write_batch, batch, ops))
             except RegistryUnreachableError as exc:
@@ -209,6 +211,20 @@ class Recorder:
             self.build_id,
             exc,
         )
+
+
+def _for_recording(registry: Registry | str | None) -> Registry | LiteRegistry:
+    """The registry a build records into: a `Registry` as given; for a URL or the default,
+    the `LiteRegistry` where one serves (`_lite.open_lite`), else `_db`'s."""
+    if registry is None or isinstance(registry, str):
+        url = registry or _lite.plain_default_url()
+        lite = _lite.open_lite(url) if url is not None else None
+        if lite is not None:
+            return lite
+        from stardag.registry._db import resolve
+
+        return resolve(url)
+    return registry
 
 
 def _write_batch(batch: BatchRows, ops: Any, conn: Any) -> None:

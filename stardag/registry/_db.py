@@ -53,7 +53,7 @@ from stardag._errors import (
     RegistryUnwritableError,
 )
 from stardag._version import __version__
-from stardag.registry import _models
+from stardag.registry import _lite, _models
 from stardag.registry._migrations import MIGRATIONS, Migration
 
 T = TypeVar("T")
@@ -156,8 +156,11 @@ class Registry:
                 return work(conn)
 
     def close(self) -> None:
-        """Release the registry's connections (it reopens on next use)."""
+        """Release the registry's connections (it reopens on next use), and those a build
+        opened to the same file through `sqlite3` (`_lite`)."""
         self.engine.dispose()
+        if self.is_sqlite:
+            _lite.forget(self.url)
 
     # -- schema ---------------------------------------------------------------------
     def _ensure_schema(self) -> None:

@@ -3,9 +3,10 @@
 A build's hot path (its build row, claims, and the recorder's batches) runs these
 statements on one `sqlite3` connection, so a build never imports SQLAlchemy or
 SQLModel, whose import and teardown cost a small pipeline more than its tasks.
-SQLModel stays the schema's definition: a registry that is missing, older than
-this schema, or anything but a plain file opens through `_db` (which creates,
-upgrades or refuses it), and every query outside a build goes through `_db` too.
+SQLModel stays the schema's definition: a new or older registry is brought to the
+schema by the same frozen migration steps `_db` runs; anything but a plain, writable
+file at this schema or older is `_db`'s (the recorder falls back to it), and every
+query outside a build goes through `_db` too. This module never imports `_db`.
 
 The invariant: each function here writes exactly the rows its namesake in
 `_writes` or `_claims` writes on SQLite, with the same conflict rules (the
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from stardag._errors import RegistryError, RegistryLockedError
 from stardag._version import __version__
@@ -40,9 +41,6 @@ from stardag.registry._claimstate import (
 )
 from stardag.registry._environment import Environment
 from stardag.registry._migrations import MIGRATIONS
-
-if TYPE_CHECKING:
-    from stardag.registry._db import Registry
 
 T = TypeVar("T")
 logger = logging.getLogger("stardag.registry")
@@ -75,9 +73,8 @@ class LiteRegistry:
         self.url = url
         self.path = path
         self._lock = threading.RLock()
-        self._conn = conn
+        self._conn: sqlite3.Connection | None = conn
         self._pid = os.getpid()
-        self._full: Registry | None = None
 
     def __repr__(self) -> str:
         return f"LiteRegistry({self.url!r})"
@@ -86,14 +83,6 @@ class LiteRegistry:
     def safe_url(self) -> str:
         """The URL as it may be shown (a file path holds no password)."""
         return self.url
-
-    def full(self) -> Registry:
-        """The same registry through SQLAlchemy (`_db`), for what only it does."""
-        if self._full is None:
-            from stardag.registry._db import open_registry
-
-            self._full = open_registry(self.url)
-        return self._full
 
     def read(self, work: Callable[[LiteConnection], T]) -> T:
         """Run `work` in one read transaction."""
@@ -137,16 +126,26 @@ class LiteRegistry:
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # a forked child must not share its parent's file
-            self._conn, self._pid = _connect(self.path), os.getpid()
+            self._conn, self._pid = None, os.getpid()
+        if self._conn is None:
+            self._conn = _connect(self.path)
         return self._conn
 
     def close(self) -> None:
-        """Close the connection (it reopens on next use)."""
+        """Close the connection (it reopens on next use): the last one to close a file
+        checkpoints it and removes its -wal and -shm files."""
         with self._lock:
-            self._conn.close()
-            self._conn = _connect(self.path)
-            if self._full is not None:
-                self._full.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def forget(url: str) -> None:
+    """Close and drop the open `LiteRegistry` of `url`, if any (`Registry.close` calls it)."""
+    with _OPEN_LOCK:
+        found = _OPEN.pop(url, None)
+    if found is not None:
+        found.close()
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -177,35 +176,29 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def for_recording(registry: Any) -> Any:
-    """The registry a build records into: a `LiteRegistry` where one serves, else `_db`'s.
+def open_lite(url: str) -> LiteRegistry | None:
+    """The `LiteRegistry` of `url`, opened once per process; None where it cannot serve.
 
-    `registry`: a `Registry` (kept), a URL, or None for the default URL. A plain SQLite
-    file that is missing, at this schema or older, in a writable place, serves (it is
-    created or upgraded by the frozen migration steps, as `_db` would); anything else
-    (a server, a URL with options, a newer or foreign file) opens through SQLAlchemy,
-    which refuses it with its own errors.
+    A plain SQLite file (`sqlite:///PATH`, nothing to unquote, no options) that is
+    missing, at this schema or older, in a writable place, serves: it is created or
+    upgraded by the frozen migration steps, as `_db` would. Anything else (a server, a
+    URL with options, a newer or foreign or damaged file) is `_db`'s, which refuses it
+    with its own errors.
     """
-    if registry is None or isinstance(registry, str):
-        url = registry or default_url()
-        path = _plain_path(url)
-        if path is not None:
-            with _OPEN_LOCK:
-                found = _OPEN.get(url)
-                if found is None:
-                    conn = _open(path)
-                    if conn is not None:
-                        found = _OPEN[url] = LiteRegistry(url, path, conn)
-            if found is not None:
-                return found
-        from stardag.registry._db import resolve
-
-        return resolve(url)
-    return registry
+    path = _plain_path(url)
+    if path is None:
+        return None
+    with _OPEN_LOCK:
+        found = _OPEN.get(url)
+        if found is None:
+            conn = _open(path)
+            if conn is not None:
+                found = _OPEN[url] = LiteRegistry(url, path, conn)
+    return found
 
 
-def default_url() -> str:
-    """`_db.default_url()`, computed without SQLAlchemy where no quoting is needed."""
+def plain_default_url() -> str | None:
+    """`_db.default_url()` where it needs no quoting (then None: ask `_db`)."""
     from stardag._config import active_profile, stardag_home
 
     url = os.environ.get("STARDAG_REGISTRY_URL")
@@ -215,11 +208,7 @@ def default_url() -> str:
     if profile is not None and profile.registry:
         return profile.registry
     path = os.path.join(stardag_home(), "registry.db")
-    if _quoted(path) != path:
-        from stardag.registry._db import default_url as quoted
-
-        return quoted()
-    return _PREFIX + path
+    return _PREFIX + path if _quoted(path) == path else None
 
 
 def _quoted(path: str) -> str:

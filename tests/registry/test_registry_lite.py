@@ -149,7 +149,7 @@ def test_a_registry_made_by_sqlite3_has_the_models_tables(tmp_path: Path) -> Non
     SQLModel creates, stamped with every step, at the models' schema version."""
     assert _lite.SCHEMA_VERSION == _models.SCHEMA_VERSION
     lite = tmp_path / "lite.db"
-    assert isinstance(_lite.for_recording(f"sqlite:///{lite}"), _lite.LiteRegistry)
+    assert isinstance(_lite.open_lite(f"sqlite:///{lite}"), _lite.LiteRegistry)
     full = tmp_path / "full.db"
     sd.registry.Registry(f"sqlite:///{full}").close()
 
@@ -195,4 +195,4 @@ def test_what_sqlite3_cannot_open_goes_through_sqlalchemy(tmp_path: Path) -> Non
         sd.build(number(i=5), registry=f"sqlite:///{newer}")
     assert not number(i=5).complete()
     with_options = f"sqlite:///{tmp_path / 'opts.db'}?timeout=5"
-    assert not isinstance(_lite.for_recording(with_options), _lite.LiteRegistry)
+    assert _lite.open_lite(with_options) is None
