@@ -8,19 +8,35 @@ from typing import Any
 import stardag as sd
 
 
-def burn(seconds: float) -> int:
-    """Pure-Python work for about `seconds` of CPU: it holds the interpreter lock throughout."""
-    end = time.process_time() + seconds
+def burn(loops: int) -> int:
+    """Pure-Python work: `loops` rounds that hold the interpreter lock throughout.
+
+    A fixed amount of work, not a span of CPU time: `time.process_time()` counts every
+    thread of the process, so in-process threads sharing one lock would each stop early.
+    """
     count = 0
-    while time.process_time() < end:
-        count += 1
+    for i in range(loops):
+        count += i & 7
     return count
 
 
+def loops_for(seconds: float) -> int:
+    """How many `burn` rounds take about `seconds` on one core here (best of five)."""
+    probe = 200_000
+    best = min(_timed_burn(probe) for _ in range(5))
+    return max(1, round(probe * seconds / best))
+
+
+def _timed_burn(loops: int) -> float:
+    start = time.perf_counter()
+    burn(loops)
+    return time.perf_counter() - start
+
+
 @sd.task
-def fit(seed: int, seconds: float, salt: str) -> int:
+def fit(seed: int, loops: int, salt: str) -> int:
     """A CPU-bound task (a model fit, say)."""
-    return burn(seconds) % 1000 + seed
+    return burn(loops) % 1000 + seed
 
 
 class Reduce(sd.Task[int]):
@@ -35,9 +51,9 @@ class Reduce(sd.Task[int]):
         return sum(task.load() for task in self.fits)
 
 
-def fanout(n: int, seconds: float, salt: str) -> Reduce:
-    """n fits of about `seconds` each, then a reduce."""
-    return Reduce(fits=[fit(seed=i, seconds=seconds, salt=salt) for i in range(n)])
+def fanout(n: int, loops: int, salt: str) -> Reduce:
+    """n fits of `loops` rounds each, then a reduce."""
+    return Reduce(fits=[fit(seed=i, loops=loops, salt=salt) for i in range(n)])
 
 
 def trivial_body(i: int) -> int:

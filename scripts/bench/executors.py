@@ -55,8 +55,8 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def fanout_build(n: int, seconds: float, **kwargs: object) -> float:
-    root = tasks.fanout(n, seconds, uuid.uuid4().hex)
+def fanout_build(n: int, loops: int, **kwargs: object) -> float:
+    root = tasks.fanout(n, loops, uuid.uuid4().hex)
     elapsed = timed(lambda: sd.build(root, registry=None, **kwargs))
     assert root.load() == sum(t.load() for t in root.fits)
     return elapsed
@@ -79,17 +79,21 @@ def part_fanout(a: argparse.Namespace) -> None:
 
     from stardag.dask import DaskExecutor
 
-    print(f"1. fan-out: {a.n} tasks of ~{a.seconds}s CPU, then a reduce ({os.cpu_count()} cores)")
-    base = median([fanout_build(a.n, a.seconds) for _ in range(a.reps)])
+    loops = tasks.loops_for(a.seconds)
+    print(
+        f"1. fan-out: {a.n} tasks of ~{a.seconds}s CPU ({loops} rounds), then a reduce "
+        f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
+    )
+    base = median([fanout_build(a.n, loops) for _ in range(a.reps)])
     per_task = base / a.n
     print(f"   in process (default)        {base:6.2f} s")
     results: dict[tuple[str, int], float] = {}
     for workers in (1, 2):
         start = time.perf_counter()
         with ProcessPoolTaskExecutor(max_workers=workers) as pool:
-            fanout_build(2, 0.0, task_executor=pool)  # start the workers
+            fanout_build(2, 1, task_executor=pool)  # start the workers
             startup = time.perf_counter() - start
-            took = median([fanout_build(a.n, a.seconds, task_executor=pool) for _ in range(a.reps)])
+            took = median([fanout_build(a.n, loops, task_executor=pool) for _ in range(a.reps)])
         results["process", workers] = took
         print(
             f"   process pool, {workers} worker(s)  {took:6.2f} s  speed-up "
@@ -98,11 +102,9 @@ def part_fanout(a: argparse.Namespace) -> None:
         start = time.perf_counter()
         with dask_cluster(workers) as cluster, Client(cluster) as client:
             executor = DaskExecutor(client)
-            fanout_build(2, 0.0, task_executor=executor)
+            fanout_build(2, 1, task_executor=executor)
             startup = time.perf_counter() - start
-            took = median(
-                [fanout_build(a.n, a.seconds, task_executor=executor) for _ in range(a.reps)]
-            )
+            took = median([fanout_build(a.n, loops, task_executor=executor) for _ in range(a.reps)])
         results["dask", workers] = took
         print(
             f"   dask, {workers} worker(s)          {took:6.2f} s  speed-up "
