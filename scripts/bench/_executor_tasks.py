@@ -65,3 +65,14 @@ def trivial_body(i: int) -> int:
 def trivial(i: int, salt: str) -> int:
     """A task that does next to nothing: the cost measured is the machinery's."""
     return trivial_body(i)
+
+
+def stored_body(i: int, salt: str) -> int:
+    """`trivial_body`, and its value saved to the store as the task `trivial` saves it.
+
+    The bare Dask baseline that does the same work as a task: compute, then store
+    the output content-addressed (blob, then record) where the task's output goes.
+    """
+    value = trivial_body(i)
+    trivial(i=i, salt=salt)._save(value)
+    return value
