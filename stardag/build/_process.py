@@ -67,6 +67,11 @@ class ProcessPoolTaskExecutor(ShippingExecutor):
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.max_workers, mp_context=context)
+            # Start every worker now. The pool starts one per submit only while none is
+            # idle: a first task quicker than a worker's start-up (the preflight's probe)
+            # left later builds on one worker.
+            for _ in range(self.max_workers):
+                self._pool.submit(_started)
         return self._pool
 
     def _close(self) -> None:
@@ -120,3 +125,7 @@ class ProcessPoolTaskExecutor(ShippingExecutor):
             pool, self._pool = self._pool, None
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _started() -> None:
+    """A no-op for each new worker: submitting it makes the pool start the worker."""
