@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +89,31 @@ def postgres_url(postgres: object) -> str:
 
     assert isinstance(postgres, PostgresServer)
     return postgres.fresh_url()
+
+
+# -- Prefect: its temporary local server on 127.0.0.1, started once per test session --
+# Prefect reads these when it is first imported (by a test or a doc block), so set them
+# now: telemetry off (DO_NOT_TRACK for the client, ANALYTICS_ENABLED for the server), no
+# UI, warnings only, and a home of its own that goes away with the session.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="stardag-prefect-home-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
+os.environ.update(
+    PREFECT_HOME=_PREFECT_HOME,
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    PREFECT_LOGGING_LEVEL="WARNING",
+    PREFECT_UI_ENABLED="false",
+    PREFECT_SERVER_UI_ENABLED="false",
+)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """Prefect's temporary server (its own test harness) on 127.0.0.1; yields the API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=300):
+        url = PREFECT_API_URL.value()
+        assert url and url.startswith("http://127.0.0.1:"), url
+        yield url

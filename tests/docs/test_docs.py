@@ -25,6 +25,8 @@ from stardag.task import _classes
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Pages whose blocks talk to a server that a session fixture starts.
+NEEDS_FIXTURE = {"prefect.md": "prefect_server"}
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -121,8 +123,10 @@ def run_blocks(path: Path, blocks: list[Block]) -> None:
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_doc_code_blocks_run(path: Path, isolated: Path) -> None:
+def test_doc_code_blocks_run(path: Path, isolated: Path, request: pytest.FixtureRequest) -> None:
     """Every python block of one Markdown file runs, in order, in one namespace."""
+    if path.name in NEEDS_FIXTURE:
+        request.getfixturevalue(NEEDS_FIXTURE[path.name])
     blocks = python_blocks(path)
     assert blocks, f"{path.relative_to(ROOT)} has no python blocks"
     run_blocks(path, blocks)
