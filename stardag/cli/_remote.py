@@ -10,7 +10,9 @@ from stardag.cli._app import Typer, app
 from stardag.cli._common import JsonFlag, command, console, fail, print_json, size
 
 remote_app = Typer(
-    name="remote", help="Configure remote caches (shared stores).", no_args_is_help=True
+    name="remote",
+    help="Configure remote caches (shared stores) and whose signed records you use.",
+    no_args_is_help=True,
 )
 app.add_typer(remote_app)
 
