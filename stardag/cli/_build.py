@@ -37,10 +37,15 @@ class FailModeChoice(str, enum.Enum):
 
 
 class _Outcome:
-    """A listener that keeps the summary the build ends with, and whether it touched a task."""
+    """A listener that keeps the summary the build ends with, whether it touched a task, and
+    each failed task's traceback as it was when the task failed (before the build re-raised
+    it through its own frames and asyncio's)."""
 
     summary: Any = None
     touched_a_task = False
+
+    def __init__(self) -> None:
+        self.tracebacks: dict[int, str] = {}
 
     def handle(self, event: Any) -> None:
         from stardag.build._events import EventKind
@@ -49,6 +54,13 @@ class _Outcome:
             self.summary = event.summary
         elif event.task is not None:
             self.touched_a_task = True
+            if event.kind is EventKind.TASK_FAILED and event.error is not None:
+                self.tracebacks[id(event.error)] = "".join(traceback.format_exception(event.error))
+
+    def traceback_of(self, exc: BaseException) -> str:
+        """The traceback of a task's error as it failed (else as it is now)."""
+        found = self.tracebacks.get(id(exc))
+        return found if found is not None else "".join(traceback.format_exception(exc))
 
 
 @app.command()
@@ -112,7 +124,7 @@ def build(
     except Exception as exc:  # a task's own error (fail fast): show it, exit 1
         if isinstance(exc, sd.StardagError) and not outcome.touched_a_task:
             raise  # it stopped before any task (bad settings, a cycle, the registry): one line
-        traceback.print_exception(exc, file=sys.stderr)
+        sys.stderr.write(outcome.traceback_of(exc))  # from the task's own frames
         if as_json and outcome.summary is not None:
             print_json(_summary_json(outcome.summary))
         else:

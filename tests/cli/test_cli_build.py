@@ -26,11 +26,17 @@ def test_build_accepts_a_list_of_tasks() -> None:
 
 
 def test_a_failed_task_fails_the_build_with_exit_code_1() -> None:
-    """Fail fast: the task's error and traceback are shown, and the exit code is 1."""
+    """Fail fast: the task's error and traceback are shown, and the exit code is 1; the
+    traceback is the task's own, not the build's and asyncio's frames that re-raised it."""
     result = invoke("build", "cli_tasks:failing")
     assert result.exit_code == 1
     assert "this task always fails" in result.stderr
     assert "failed broken" in result.stdout and "build failed" in result.stdout
+
+    trace = result.stderr[result.stderr.index("Traceback (most recent call last)") :]
+    frames = [line for line in trace.splitlines() if line.startswith("  File ")]
+    assert "in broken" in frames[-1]  # it ends where the task raised
+    assert not any("cli/" in f or "asyncio" in f or "_run.py" in f for f in frames), trace
 
 
 def test_continue_builds_every_branch_that_can_be_built() -> None:
