@@ -249,12 +249,9 @@ def fetch_into_local(task: BaseTask) -> str | None:
     try:
         report = _fetch(remote, source, local, [task.id], whole_closure=False, serializer=expected)
     except CorruptBlobError as exc:  # what it held there is damaged: compute it here
-        logger.warning("%s; computing task %s here instead", exc, task.id)
-        return None
-    except UntrustedRecordError as exc:
         _report_once(remote, task.id, f"{exc}; computing task {task.id} here instead")
         return None
-    except RemoteError as exc:
+    except RemoteError as exc:  # junk, untrusted, or the remote is down
         if isinstance(exc.__cause__, BlobNotFoundError):
             return None  # a record whose blob is gone there: not on the remote, compute it
         if isinstance(exc.__cause__, BackendError):
@@ -267,7 +264,7 @@ def fetch_into_local(task: BaseTask) -> str | None:
                 exc,
             )
             return None
-        logger.warning("%s; computing task %s here instead", exc, task.id)
+        _report_once(remote, task.id, f"{exc}; computing task {task.id} here instead")
         return None
     return remote.url if report.records else None
 
