@@ -136,11 +136,17 @@ def _own_secret(*, create: bool) -> tuple[str, Ed25519PrivateKey] | None:
         text = _create_secret(path)
     except OSError as exc:
         raise SigningKeyError(f"cannot read the signing key {path}: {exc}") from None
-    try:
-        name, seed = _split(text.strip(), "signing key")
-    except SigningKeyError as exc:
-        raise SigningKeyError(f"{path} is damaged: {exc}") from None
-    return name, Ed25519PrivateKey.from_private_bytes(seed)
+    loaded = _LOADED.get((str(path), text))  # loading a key costs about as much as a signature
+    if loaded is None:
+        try:
+            name, seed = _split(text.strip(), "signing key")
+        except SigningKeyError as exc:
+            raise SigningKeyError(f"{path} is damaged: {exc}") from None
+        loaded = _LOADED[(str(path), text)] = (name, Ed25519PrivateKey.from_private_bytes(seed))
+    return loaded
+
+
+_LOADED: dict[tuple[str, str], tuple[str, Ed25519PrivateKey]] = {}  # (path, file text) -> key
 
 
 def _create_secret(path: Path) -> str:
