@@ -350,7 +350,8 @@ def output(request: Request, digest: str) -> _schemas.BlobOutput:
     context = _context(request)
     key = _hex(digest, "blob digest", exact=True)
     producers = stardag.registry.producers(key, registry=context.registry)
-    briefs = _briefs(context, [p.task_id for p in producers])
+    rows = context.registry.read(lambda conn: _queries.producers(conn, key, SEARCH_LIMIT))
+    briefs = [_schemas.TaskBrief.of(r) for r in rows]
     for producer in producers:
         store, record = context.read_record(producer.task_id)
         if store is not None and record is not None and record.digest == key:
@@ -376,14 +377,6 @@ def output(request: Request, digest: str) -> _schemas.BlobOutput:
     return _schemas.BlobOutput(digest=key, producers=briefs, store=None, preview=None)
 
 
-def _briefs(context: Context, task_ids: list[str]) -> list[_schemas.TaskBrief]:
-    def query(conn: Connection) -> list[_queries.TaskRow | None]:
-        return [_queries.task_row(conn, t) for t in task_ids[:SEARCH_LIMIT]]
-
-    rows = context.registry.read(query)
-    return [_schemas.TaskBrief.of(r) for r in rows if r is not None]
-
-
 @router.get("/search", response_model=_schemas.Search)
 def search(
     request: Request, q: Annotated[str, Query(min_length=1, max_length=200)]
@@ -395,27 +388,24 @@ def search(
 
     def query(
         conn: Connection,
-    ) -> tuple[dict[str, int], list[_queries.TaskRow], list[str], list[str]]:
+    ) -> tuple[
+        dict[str, int], list[_queries.TaskRow], dict[str, list[_queries.TaskRow]], list[str]
+    ]:
         families, tasks = _queries.tasks_named(conn, text, SEARCH_LIMIT)
-        digests: list[str] = []
+        digests: dict[str, list[_queries.TaskRow]] = {}
         build_ids: list[str] = []
         if hexed:
             tasks = _queries.tasks_prefixed(conn, hexed, SEARCH_LIMIT) + tasks
-            digests = _queries.digests_prefixed(conn, hexed, 10)
+            for digest in _queries.digests_prefixed(conn, hexed, 10):
+                digests[digest] = _queries.producers(conn, digest, SEARCH_LIMIT)
             build_ids = _queries.builds_prefixed(conn, hexed, 10)
         return families, tasks, digests, build_ids
 
     families, tasks, digests, build_ids = context.registry.read(query)
     unique = list({row.id: row for row in tasks}.values())[:SEARCH_LIMIT]
     hits = [
-        _schemas.DigestHit(
-            digest=d,
-            producers=_briefs(
-                context,
-                [p.task_id for p in stardag.registry.producers(d, registry=context.registry)],
-            ),
-        )
-        for d in digests
+        _schemas.DigestHit(digest=d, producers=[_schemas.TaskBrief.of(r) for r in rows])
+        for d, rows in digests.items()
     ]
     return _schemas.Search(
         query=text,

@@ -161,6 +161,22 @@ def task_row(conn: Connection, task_id: str) -> TaskRow | None:
     return None if row is None else TaskRow(**row._mapping)
 
 
+def producers(conn: Connection, digest: str, limit: int) -> list[TaskRow]:
+    """Up to `limit` tasks recorded with the output `digest`, newest output first.
+
+    One query: a search or an output page needs the tasks, not the runs that wrote
+    them, so it asks for neither those runs nor each task's row on its own.
+    """
+    query = (
+        select(TASKS)
+        .join(OUTPUTS, OUTPUTS.c.task_id == TASKS.c.id)
+        .where(OUTPUTS.c.digest == digest)
+        .order_by(OUTPUTS.c.created.desc(), OUTPUTS.c.task_id)
+        .limit(min(limit, MAX_PAGE))
+    )
+    return [TaskRow(**row._mapping) for row in conn.execute(query)]
+
+
 def tasks_named(conn: Connection, text: str, limit: int) -> tuple[dict[str, int], list[TaskRow]]:
     """Task families whose `namespace.name` contains `text` (any case), with their sizes,
     and up to `limit` of their tasks, a few of each family.

@@ -210,6 +210,22 @@ def test_output_by_digest(served: Served) -> None:
     assert found["preview"]["kind"] == "bytes"
 
 
+def test_a_shared_digest_lists_its_producers_as_the_registry_does(served: Served) -> None:
+    """Two tasks with the same bytes: search and the output page list both, newest first."""
+    import ui_tasks
+
+    first = ui_tasks.total(values=ui_tasks.numbers(limit=3), label="first")
+    second = ui_tasks.total(values=ui_tasks.numbers(limit=3), label="second")
+    sd.build(first, registry=served.registry)
+    sd.build(second, registry=served.registry)
+    digest = served.api(f"/tasks/{second.id}")["output"]["digest"]
+    expected = [p.task_id for p in sd.registry.producers(digest, registry=served.registry)]
+    assert {first.id, second.id} <= set(expected) and expected[0] == second.id
+    hit = served.api(f"/search?q={digest}")["digests"][0]
+    assert [p["id"] for p in hit["producers"]] == expected
+    assert [p["id"] for p in served.api(f"/outputs/{digest}")["producers"]] == expected
+
+
 def test_store_stats(served: Served) -> None:
     """Store stats count outputs and blobs, with compression and deduplication ratios."""
     stats = served.api("/store")
