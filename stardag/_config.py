@@ -36,6 +36,8 @@ import json
 import os
 import sys
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,8 +251,34 @@ def active_profile_name() -> tuple[str | None, str]:
     return None, ""
 
 
+PINNED_PROFILE: ContextVar[tuple[Profile | None] | None] = ContextVar(
+    "stardag_profile", default=None
+)
+"""The active profile as one build resolved it when it began (`pinned_profile`)."""
+
+
+@contextmanager
+def pinned_profile() -> Iterator[Profile | None]:
+    """Resolve the active profile once and use it for the rest of this context (one build).
+
+    Without it every completeness check and remote look-up would search the directories
+    from the working directory upward for a project config (about a third of a trivial
+    task's cost); within it a build also sees one configuration from start to end, even if
+    a config file is edited meanwhile. Environment variables are still read as they are.
+    """
+    profile = active_profile()
+    token = PINNED_PROFILE.set((profile,))
+    try:
+        yield profile
+    finally:
+        PINNED_PROFILE.reset(token)
+
+
 def active_profile() -> Profile | None:
     """The active profile; an unknown name is an error that lists the defined ones."""
+    pinned = PINNED_PROFILE.get()
+    if pinned is not None:
+        return pinned[0]
     if not os.environ.get(PROFILE_VAR) and not _any_config():
         return None  # the common case, in two stats
     name, chosen_by = active_profile_name()

@@ -27,6 +27,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from stardag import _config
 from stardag._errors import BuildOptionError
 from stardag.build._claim_config import ClaimConfig, default_claims
 from stardag.build._context import BuildContext, current_build_context
@@ -183,7 +184,9 @@ async def _build(
         task_executor = _sync_in_processes(task_executor)
     interrupts = _INTERRUPTS.get() or Interrupts()
     _INTERRUPTS.set(None)  # a build nested in this one's tasks routes nothing of ours
-    with interrupts.routing():  # from here on, even before the engine exists
+    # SIGINT is ours from here on, even before the engine exists; the config files are
+    # read once, not at every completeness check.
+    with interrupts.routing(), _config.pinned_profile():
         summary = BuildSummary(build_id=uuid.uuid4().hex)
         roots = _as_list(tasks)
         recorder = _start_recorder(registry, summary.build_id, roots)

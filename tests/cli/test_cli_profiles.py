@@ -107,3 +107,36 @@ def test_bad_root_option_is_one_line_and_exit_2(project: Path) -> None:
     result = invoke("config", "profile", "add", "team", "--root", "/no/key")
     assert result.exit_code == 2
     assert "KEY=PATH_OR_URL" in result.output and "Traceback" not in result.output
+
+
+sd.auto_namespace(__name__)
+
+
+@sd.task
+def switches_profile(other_root: str) -> int:
+    """Mid-build, make a profile with another store the default (as an editor might)."""
+    _config.save_profile(
+        _config.user_config_path(),
+        _config.Profile("elsewhere", target_roots={"default": other_root}),
+    )
+    _config.use_profile(_config.user_config_path(), "elsewhere")
+    return 1
+
+
+@sd.task
+def after_switch(first: sd.Depends[int]) -> int:
+    return first + 1
+
+
+def test_a_build_keeps_the_profile_it_began_with(stardag_home: Path, tmp_path: Path) -> None:
+    """A config file edited during a build changes the next build, never the running one."""
+    other = tmp_path / "other-store"
+    task = after_switch(first=switches_profile(other_root=str(other)))
+    sd.build(task, registry=None)
+    assert _config.target_root() == str(other)  # the edit took effect: the next build's root
+    assert not other.exists()  # but the running build wrote both outputs to its own store
+    token = _config.ROOTS_OVERRIDE.set({"default": str(stardag_home / "store")})
+    try:
+        assert task.load() == 2
+    finally:
+        _config.ROOTS_OVERRIDE.reset(token)
