@@ -302,6 +302,15 @@ def active_profile() -> Profile | None:
     )
 
 
+def configured_registry_url() -> str | None:
+    """`STARDAG_REGISTRY_URL`, else the active profile's registry; None: the default file."""
+    url = os.environ.get("STARDAG_REGISTRY_URL")
+    if url:
+        return url
+    profile = active_profile()
+    return profile.registry if profile is not None and profile.registry else None
+
+
 def _any_config() -> bool:
     return user_config_path().is_file() or project_config_path() is not None
 

@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
-from stardag._config import active_profile, stardag_home
+from stardag._config import configured_registry_url, stardag_home
 from stardag._errors import (
     OptionalDependencyError,
     RegistryCorruptError,
@@ -78,12 +78,9 @@ def safe_url(url: str) -> str:
 def default_url() -> str:
     """`STARDAG_REGISTRY_URL`, else the active profile's registry, else SQLite at
     `$STARDAG_HOME/registry.db` (read now)."""
-    url = os.environ.get("STARDAG_REGISTRY_URL")
+    url = configured_registry_url()
     if url:
         return url
-    profile = active_profile()
-    if profile is not None and profile.registry:
-        return profile.registry
     path = os.path.join(stardag_home(), "registry.db")
     # Quoted as a URL: a home with `%`, `?` or `#` in its name must not read as escapes.
     return URL.create("sqlite", database=path).render_as_string(hide_password=False)

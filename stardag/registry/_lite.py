@@ -199,14 +199,11 @@ def open_lite(url: str) -> LiteRegistry | None:
 
 def plain_default_url() -> str | None:
     """`_db.default_url()` where it needs no quoting (then None: ask `_db`)."""
-    from stardag._config import active_profile, stardag_home
+    from stardag._config import configured_registry_url, stardag_home
 
-    url = os.environ.get("STARDAG_REGISTRY_URL")
+    url = configured_registry_url()
     if url:
         return url
-    profile = active_profile()
-    if profile is not None and profile.registry:
-        return profile.registry
     path = os.path.join(stardag_home(), "registry.db")
     return _PREFIX + path if _quoted(path) == path else None
 
