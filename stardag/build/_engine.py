@@ -9,7 +9,10 @@ event loop) updates the graph under one lock and dispatches what became ready.
   next ready one itself, so a chain of sync tasks never waits on a thread hop.
   By default the pool is elastic: one worker to begin with, and another only
   while every worker has been on one task for `GROW_AFTER` with more waiting, so
-  short tasks do not fight over the GIL while slow or I/O-bound ones overlap.
+  short tasks do not fight over the GIL while slow or I/O-bound ones overlap. An
+  added worker retires when it finds no other worker held by a task that long: a
+  stall that grew the pool (a garbage collection, the OS preempting the thread)
+  costs one thread start, not a second thread for the rest of the build.
 - Async tasks run on the event loop.
 - Sequential builds run everything on the event loop, one task at a time.
 
@@ -203,8 +206,10 @@ class Engine:
         self.workers = 1 if sequential else (max_workers or max(2, os.cpu_count() or 1))
         self.elastic = not sequential and max_workers is None
         self.threads: list[threading.Thread] = []
-        # Per worker: when its current task began (monotonic), or None while it is idle.
+        # Per worker slot: when its current task began (monotonic), or None while it is
+        # idle. `live` are the slots of running workers; a retired worker's slot is reused.
         self.busy_since: list[float | None] = []
+        self.live: set[int] = set()
         self.growth_armed = False  # a `grow` check is scheduled on the loop
         self.threads_closed = False
         self.listeners = list(listeners)
@@ -325,10 +330,15 @@ class Engine:
                     continue
 
     def start_workers(self, count: int) -> None:
-        """Start `count` more worker threads (called on the loop's thread)."""
+        """Start `count` more worker threads (called on the loop's thread, under the lock)."""
+        self.threads = [t for t in self.threads if t.is_alive()]  # drop retired ones
         for _ in range(count):
-            slot = len(self.threads)
-            self.busy_since.append(None)
+            free = [s for s in range(len(self.busy_since)) if s not in self.live]
+            slot = free[0] if free else len(self.busy_since)
+            if not free:
+                self.busy_since.append(None)
+            self.busy_since[slot] = None
+            self.live.add(slot)
             # Each worker runs in a copy of this context: get_current_build_id() works there.
             thread = threading.Thread(
                 target=contextvars.copy_context().run,
@@ -350,14 +360,32 @@ class Engine:
         `GROW_AFTER` while tasks wait; checked again while that stays so."""
         with self.lock:
             self.growth_armed = False
-            if self.threads_closed or len(self.threads) >= self.workers:
+            if self.threads_closed or len(self.live) >= self.workers:
                 return
             if self.sync_queue.empty():
                 return  # armed again by the next task queued
-            stuck = time.monotonic() - GROW_AFTER
-            if all(since is not None and since <= stuck for since in self.busy_since):
+            if all(self.held(slot) for slot in self.live):
                 self.start_workers(1)
             self.arm_growth()
+
+    def held(self, slot: int) -> bool:
+        """Whether the worker in `slot` has been on one task for `GROW_AFTER` or more."""
+        since = self.busy_since[slot]
+        return since is not None and since <= time.monotonic() - GROW_AFTER
+
+    def retire(self, slot: int) -> bool:
+        """Between tasks: True if this added worker should end (the elastic pool shrinks).
+
+        It stays while another worker is held by a task (the reason it was added), and
+        the last worker always stays.
+        """
+        with self.lock:
+            if len(self.live) < 2 or any(self.held(s) for s in self.live if s != slot):
+                return False
+            self.live.discard(slot)
+            if not self.growth_armed:  # watch for the next task that holds a worker
+                self.loop.call_soon_threadsafe(self.arm_growth)
+            return True
 
     # -- discovery --------------------------------------------------------------------
     async def discover(self, roots: Iterable[BaseTask]) -> list[Node]:
@@ -526,7 +554,7 @@ class Engine:
             self.local.next = (node, resume)
         else:
             self.sync_queue.put((node, resume))
-            if self.elastic and not self.growth_armed and len(self.threads) < self.workers:
+            if self.elastic and not self.growth_armed and len(self.live) < self.workers:
                 self.loop.call_soon_threadsafe(self.arm_growth)
 
     def finish(self, node: Node, error: BaseException | None) -> None:
@@ -737,6 +765,8 @@ class Engine:
                 if item is not None:
                     busy[slot] = clock()
             busy[slot] = None
+            if self.elastic and self.retire(slot):
+                return
 
     def run_sync(self, node: Node, resume: Any) -> None:
         """Run (or resume) a sync task; on a yield, hand the generator to the loop."""

@@ -327,7 +327,8 @@ def build(
             `summary.raise_on_failure()` to raise `BuildFailedError`).
         max_workers: threads for sync tasks, all started at once. Default: a pool that
             starts with one thread and adds one (up to one per core, at least 2) while
-            every thread has been on one task for a few milliseconds and more wait.
+            every thread has been on one task for a few milliseconds and more wait; an
+            added thread ends again once no other is held that long.
         listeners: extra `BuildListener`s that receive every build event.
         registry: where the build is recorded: a `sd.registry.Registry`, an SQLAlchemy
             URL, or None to build without recording. If it cannot be written, the
