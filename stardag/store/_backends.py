@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, Protocol
@@ -119,7 +118,7 @@ def _open_creating_dirs(path: str) -> IO[bytes]:
 class _LocalStaged:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
-        self.tmp_path = os.path.join(backend.root, TMP_DIR, uuid.uuid4().hex)
+        self.tmp_path = os.path.join(backend.root, TMP_DIR, os.urandom(16).hex())
         self._durable = fsync_enabled()
         self._written = self._flushed = 0
         try:

@@ -47,8 +47,8 @@ class ActionRecord:
 
     def to_json(self) -> bytes:
         """The record as it is stored."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        data = {name: getattr(self, name) for name in _FIELDS}
+        return _ENCODER.encode(data).encode()
 
     def inline_bytes(self) -> bytes | None:
         """The output's raw bytes when they live in the record, else None."""
@@ -90,6 +90,10 @@ class ActionRecord:
                 task_id=task_id if _hashing.is_hex_key(task_id) else None,
                 digest=self.digest if _hashing.is_hex_key(self.digest) else None,
             )
+
+
+_FIELDS = tuple(sorted(f.name for f in fields(ActionRecord)))
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _problems(record: ActionRecord) -> list[str]:

@@ -126,6 +126,12 @@ class BytesSerializer:
         return source.read()
 
 
+# One encoder for every JSON output (json.dumps with these options builds one per call).
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 class JSONSerializer:
     """JSON through Pydantic: loads back the exact declared type (models, tuples, sets)."""
 
@@ -147,11 +153,7 @@ class JSONSerializer:
             ) from exc
         try:
             data = self.adapter.dump_python(value, mode="json", warnings="error")
-            sink.write(
-                json.dumps(
-                    data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                ).encode()
-            )
+            sink.write(_CANONICAL_JSON.encode(data).encode())
         except (ValueError, TypeError) as exc:  # pydantic's errors derive from these
             raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
 

@@ -70,6 +70,8 @@ DIRECTORY_SERIALIZER = "directory"
 # clocks, servers' clocks): "written since t" is judged from t minus this, unless the
 # store can stamp a file of its own to read its clock (`file_time`).
 CLOCK_SLACK = 1.0
+# How many recently read or written records a store keeps parsed (`_SeenRecords`).
+SEEN_RECORDS = 1024
 
 
 def blob_path(digest: str) -> str:
@@ -144,6 +146,7 @@ class Store:
         self.compression = compression
         local = self.backend.root if isinstance(self.backend, LocalBackend) else None
         self.lock = StoreLock(local)  # builders' cache hits against gc's deletes
+        self._seen = _SeenRecords()
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -271,19 +274,35 @@ class Store:
 
     # -- action records -----------------------------------------------------
     def get_record(self, task_id: str) -> ActionRecord | None:
-        """The action record of a task id, or None if there is none."""
+        """The action record of a task id, or None if there is none.
+
+        The file is read every time; bytes equal to those last seen for this id give
+        the record parsed and validated from them then (`_seen`).
+        """
         try:
             data = self.backend.read_bytes(record_path(task_id))
         except FileNotFoundError:
             return None
-        return ActionRecord.from_json(data, task_id)
+        known = self._seen.get(task_id)
+        if known is not None and known[0] == data:
+            return known[1]
+        record = ActionRecord.from_json(data, task_id)
+        self._seen.put(task_id, data, record)
+        return record
 
     def put_record(self, record: ActionRecord) -> None:
         """Publish a record; its blob must already be stored (blob, then record)."""
         record.validate(record.task_id)
+        self.publish_record(record)
+
+    def publish_record(self, record: ActionRecord) -> None:
+        """`put_record` for a record built from checked parts (a task's own save):
+        its fields are not validated again; its blob must still be stored."""
         if record.inline is None and not self.has_blob(record.digest):
             raise _missing(record.digest, record.task_id)
-        self.backend.put_bytes(record_path(record.task_id), record.to_json())
+        data = record.to_json()
+        self.backend.put_bytes(record_path(record.task_id), data)
+        self._seen.put(record.task_id, data, record)
 
     def delete_record(self, task_id: str) -> None:
         """Remove a task's action record and its signatures (the task becomes incomplete)."""
@@ -297,6 +316,9 @@ class Store:
         for gc), under the store's shared lock, so gc either deleted them before this
         check or keeps them after it (`_lock`).
         """
+        local = isinstance(self.backend, LocalBackend)  # elsewhere the lock is a no-op
+        if local and not self.backend.exists(record_path(task_id)):
+            return False  # a miss needs no lock: gc can only make it more of one
         with self.lock.shared():
             record = self.get_record(task_id)
             blobs = None if record is None else self._present_blobs(record)
@@ -344,6 +366,30 @@ class Store:
                 yield task_id_of_record_path(path)
             except ValueError:
                 continue
+
+
+class _SeenRecords:
+    """The records a store last read or wrote, by task id, with their stored bytes.
+
+    A build reads each task's inputs' records right after writing them: a record
+    whose file still holds the same bytes is not parsed and validated again. The
+    newest `SEEN_RECORDS` are kept (a build's working set, not its history).
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, tuple[bytes, ActionRecord]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, task_id: str) -> tuple[bytes, ActionRecord] | None:
+        return self._records.get(task_id)
+
+    def put(self, task_id: str, data: bytes, record: ActionRecord) -> None:
+        with self._lock:
+            records = self._records
+            records.pop(task_id, None)
+            records[task_id] = (data, record)
+            if len(records) > SEEN_RECORDS:
+                del records[next(iter(records))]
 
 
 def _missing(digest: str, task_id: str | None) -> BlobNotFoundError:

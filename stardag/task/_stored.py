@@ -94,11 +94,11 @@ class Output(Generic[T]):
         )
         state = task._run_state
         if state is None:
-            store.put_record(record)
+            store.publish_record(record)
             return record
         # Inside a build: never once the build has abandoned this task (Ctrl-C twice).
         with state["gate"].publishing(task.id):
-            store.put_record(record)
+            store.publish_record(record)
             state["record"] = record
         return record
 

@@ -121,3 +121,21 @@ def test_unparseable_record_file_is_reported_with_its_task(tmp_path: Path) -> No
     with pytest.raises(sd.InvalidRecordError) as caught:
         store.get_record(TASK_ID)
     assert caught.value.task_id == TASK_ID
+
+
+def test_a_record_changed_on_disk_after_it_was_read_is_read_again(tmp_path: Path) -> None:
+    """The store keeps records it has seen, but only while their file holds the same bytes:
+    a record rewritten (or damaged) after a read is parsed and checked again."""
+    store = Store(str(tmp_path / "store"))
+    record = ActionRecord(**_fields())
+    store.put_record(record)
+    assert store.get_record(TASK_ID) == record
+    path = tmp_path / "store" / record_path(TASK_ID)
+    path.write_bytes(ActionRecord(**_fields(created="then")).to_json())
+    changed = store.get_record(TASK_ID)
+    assert changed is not None and changed.created == "then"
+    path.write_bytes(path.read_bytes().replace(b'"size_raw":1', b'"size_raw":-1'))
+    with pytest.raises(sd.InvalidRecordError, match="size_raw"):
+        store.get_record(TASK_ID)
+    path.unlink()
+    assert store.get_record(TASK_ID) is None and not store.is_complete(TASK_ID)
