@@ -828,9 +828,12 @@ class Engine:
                 return True
             self.running[node.id] = node
             node.task._set_run_state({"dynamic": [], "gate": self.gate})
-            self.emit(
-                EventKind.TASK_STARTED, task=node.task, requires=tuple(d.id for d in node.deps)
-            )
+            if self.listeners:  # (the event's fields cost something to gather)
+                self.emit(
+                    EventKind.TASK_STARTED,
+                    task=node.task,
+                    requires=tuple(d.id for d in node.deps),
+                )
         return False
 
     def end(self, node: Node, record: Any, error: BaseException | None) -> None:
@@ -839,7 +842,7 @@ class Engine:
         with self.lock:
             if self.gate.closed:
                 return  # abandoned: the build has ended without it
-            if error is None:
+            if error is None and self.listeners:
                 self.emit(
                     EventKind.TASK_COMPLETED,
                     task=node.task,

@@ -137,11 +137,18 @@ class JSONSerializer:
 
     name = "json"
 
-    def __init__(self, tp: Any) -> None:
-        self.adapter: TypeAdapter[Any] = TypeAdapter(tp)
+    def __init__(self, tp: Any, adapter: TypeAdapter[Any] | None = None) -> None:
+        self.adapter: TypeAdapter[Any] = TypeAdapter(tp) if adapter is None else adapter
         self.type_name = _type_name(tp)
+        self.plain_int = tp is int
 
     def dump(self, value: Any, sink: IO[bytes]) -> None:
+        if self.plain_int and type(value) is int:  # the same bytes, without pydantic's round trip
+            try:
+                sink.write(str(value).encode())
+                return
+            except ValueError as exc:  # past Python's int-to-text digit limit, as json says
+                raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
         try:
             value = self.adapter.validate_python(value)  # numpy scalars pass, None for int not
         except ValidationError as exc:
@@ -487,10 +494,7 @@ def serializer_for(tp: Any) -> Serializer:
         adapter.json_schema()
     except Exception:  # noqa: BLE001  # any failure means "not JSON-able": use pickle
         return PickleSerializer()
-    serializer = JSONSerializer.__new__(JSONSerializer)
-    serializer.adapter = adapter
-    serializer.type_name = _type_name(tp)
-    return serializer
+    return JSONSerializer(tp, adapter)
 
 
 def _serializer_by_type(tp: Any) -> Serializer | None:

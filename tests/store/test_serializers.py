@@ -85,6 +85,21 @@ def test_json_bytes_are_canonical() -> None:
     )
 
 
+@pytest.mark.parametrize("value", [0, -7, 2**63, 10**40, True, np.int64(5)])
+def test_int_outputs_store_the_bytes_pydantic_gives(value: Any) -> None:
+    """An int output (the common case, written without pydantic's round trip) is stored
+    as the same bytes as through pydantic; a bool or numpy int still goes through it."""
+    adapter = pydantic.TypeAdapter(int)
+    expected = str(adapter.dump_python(adapter.validate_python(value), mode="json")).encode()
+    assert _dump(_serialize.serializer_for(int), value) == expected
+
+
+def test_an_int_past_the_digit_limit_is_a_serialization_error() -> None:
+    """An int too long to write as text fails as JSON would, naming the limit."""
+    with pytest.raises(sd.SerializationError, match="limit"):
+        _dump(_serialize.serializer_for(int), 10**5000)
+
+
 ARRAYS = {
     "float64": np.random.default_rng(0).standard_normal(1000),
     "int matrix": np.arange(60, dtype=np.int32).reshape(6, 10),
