@@ -3,18 +3,29 @@ compute each task once.
 
 The engine hands every task that became ready to the `Claimer` instead of running
 it. The claimer's own thread claims what became ready together in one registry
-transaction (releasing what finished in the same one), and tells the engine:
+transaction, and tells the engine:
 
 - `won`: run it. A task won by taking over a released or expired claim is checked
   for completeness first, since its last holder may have finished it.
 - `done_elsewhere`: another builder held it and finished it; a cache hit here.
 - `failed_elsewhere`: another builder held it and it failed there while this one waited.
 
+So that a build does not wait on the registry before each task, the claimer also
+claims *ahead*: a pending task whose every dependency is finished or claimed by this
+build is claimed before it is ready, in batches, level by level. No other builder
+can run it before this one anyway (it needs those dependencies first, and they are
+this build's), so claiming it early takes nothing from anyone; when it becomes
+ready, the engine runs it at once (`want` answers True). A task claimed ahead that
+will not run after all (a dependency failed) is released as the engine skips it.
+Releases of finished tasks wait up to `ClaimConfig.poll` to go out together (with
+the next claims, if any); a failed task's release goes out at once.
+
 While another builder holds a task, this one runs its other ready work and polls
-that claim with backoff. A heartbeat renews every claim this build holds, so a claim
-outlives its TTL only while its holder is alive; one left by a killed builder expires
-and is taken over. The invariant: a task is run only under a claim this build won
-and found incomplete after winning.
+that claim with backoff. A heartbeat renews every claim this build holds, in one
+statement, so a claim outlives its TTL only while its holder is alive; one left by a
+killed builder expires and is taken over. The invariant: a task is run only under a
+claim this build won and found incomplete after winning (a claim won fresh, by a
+task nobody had claimed before, needs no second look).
 """
 
 from __future__ import annotations
@@ -42,6 +53,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("stardag.build")
 
 
+AHEAD_BATCH = 500  # most tasks claimed ahead per transaction: ready ones never wait long
+
+
 class ClaimNode(Protocol):
     """What the claimer needs of an engine node."""
 
@@ -61,6 +75,12 @@ class ClaimEngine(Protocol):
     def claim_failed_elsewhere(self, node: Any, holder: str, error: str) -> None:
         """The node failed in another builder while this one waited for it."""
 
+    def ahead_of(self, nodes: list[Any], held: set[str]) -> list[Any]:
+        """Pending dependents of `nodes` whose every dependency is finished or in `held`."""
+
+    def may_run(self, node: Any) -> bool:
+        """Whether a node claimed ahead may still run in this build (not skipped)."""
+
 
 @dataclass
 class _Waiting:
@@ -73,11 +93,15 @@ class _Waiting:
 @dataclass
 class _Work:
     wanted: list[Any] = field(default_factory=list)
+    ahead: list[Any] = field(default_factory=list)  # to claim before they are ready
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
+    def urgent(self) -> bool:
+        return bool(self.wanted or self.ahead or self.failed)
+
     def empty(self) -> bool:
-        return not (self.wanted or self.done or self.failed)
+        return not (self.urgent() or self.done)
 
 
 class Claimer:
@@ -98,7 +122,10 @@ class Claimer:
         self._cond = threading.Condition()
         self._work = _Work()
         self._closed = False
-        self._held: set[str] = set()
+        self._held: set[str] = set()  # the claimer thread's own
+        # Claims won ahead, not yet handed to the engine: task id -> won fresh (under _cond).
+        self._ahead: dict[str, bool] = {}
+        self._release_due: float | None = None  # when the finished tasks' releases go out
         self._waiting: dict[str, _Waiting] = {}
         self._next_beat = 0.0
         self._thread = threading.Thread(
@@ -115,20 +142,41 @@ class Claimer:
         )
         self._thread.start()
 
-    def want(self, node: Any) -> None:
-        """Claim a ready node; the engine hears back through `claim_won` and its siblings."""
+    def want(self, node: Any) -> bool:
+        """A node is ready: True if this build won its claim fresh already (run it now).
+
+        Otherwise the claimer claims it, and the engine hears back through `claim_won`
+        and its siblings.
+        """
         with self._cond:
+            if self._ahead.get(node.id):
+                del self._ahead[node.id]
+                return True
             self._work.wanted.append(node)
             self._cond.notify()
+            return False
 
     def release(self, task_id: str, error: BaseException | None) -> None:
         """A claimed task finished (`error` None) or failed: release its claim."""
         with self._cond:
             if error is None:
-                self._work.done.append(task_id)
+                self._release_soon(task_id)
             else:
                 self._work.failed[task_id] = f"{type(error).__qualname__}: {error}"
-            self._cond.notify()
+                self._cond.notify()
+
+    def forget(self, task_id: str) -> None:
+        """A pending node will not run in this build: release its claim if won ahead."""
+        with self._cond:
+            if self._ahead.pop(task_id, None) is not None:
+                self._release_soon(task_id)
+
+    def _release_soon(self, task_id: str) -> None:
+        """Release within `poll` seconds, with whatever else goes out then (under _cond)."""
+        self._work.done.append(task_id)
+        if self._release_due is None:
+            self._release_due = time.monotonic() + self.config.poll
+            self._cond.notify()  # the claimer's thread may sleep past it otherwise
 
     def close(self) -> None:
         """Release every claim still held and stop the thread (idempotent)."""
@@ -144,7 +192,7 @@ class Claimer:
             work, closed = self._take()
             if closed:
                 work.done += sorted(self._held - set(work.done) - set(work.failed))
-                work.wanted = []
+                work.wanted, work.ahead = [], []
             self._exchange(work)
             if closed:
                 return
@@ -152,25 +200,40 @@ class Claimer:
             self._poll()
 
     def _take(self) -> tuple[_Work, bool]:
+        """What to send now: claims at once; finished tasks' releases when due, or with them."""
         with self._cond:
-            if self._work.empty() and not self._closed:
+            if not self._work.urgent() and not self._closed:
                 self._cond.wait(self._timeout())
+            due = self._release_due is not None and time.monotonic() >= self._release_due
+            if not (self._work.urgent() or self._closed or due):
+                return _Work(), False
             work, self._work = self._work, _Work()
+            self._release_due = None
+            work.ahead, self._work.ahead = work.ahead[:AHEAD_BATCH], work.ahead[AHEAD_BATCH:]
             return work, self._closed
 
     def _timeout(self) -> float:
         soonest = self._next_beat
+        if self._release_due is not None:
+            soonest = min(soonest, self._release_due)
         if self._waiting:
             soonest = min(soonest, min(w.due for w in self._waiting.values()))
         return max(0.0, soonest - time.monotonic())
 
     def _exchange(self, work: _Work) -> None:
-        """Release what finished and claim what became ready, in one transaction."""
+        """Release what finished, claim what became ready and what comes next, in one
+        transaction; then claim further ahead from what this build won."""
         if work.empty():
             return
-        ids = [node.id for node in work.wanted]
+        mine = [node for node in work.wanted if node.id in self._held]  # claimed ahead
+        wanted = [node for node in work.wanted if node.id not in self._held]
+        ids = [node.id for node in wanted]
+        claiming = self._held.union(ids)
+        ahead = [node for node in work.ahead if node.id not in claiming]
         try:
-            won = self.registry.write(lambda conn: self._swap(conn, work, ids))
+            won, won_ahead = self.registry.write(
+                lambda conn: self._swap(conn, work, ids, [n.id for n in ahead])
+            )
         except RegistryError as exc:
             logger.warning(
                 "claims in registry %s failed (%s): %d ready tasks run without claims",
@@ -178,20 +241,59 @@ class Claimer:
                 exc,
                 len(ids),
             )
-            won = [Won(task_id, fresh=False) for task_id in ids]
+            won, won_ahead = [Won(task_id, fresh=False) for task_id in ids], []
         self._held -= set(work.done) | set(work.failed)
         winners = {w.task_id: w for w in won}
-        lost = [node for node in work.wanted if node.id not in winners]
-        for node in work.wanted:
+        gained = self._keep_ahead(ahead, won_ahead)
+        for node in wanted:
             if node.id in winners:
                 self._held.add(node.id)
+                gained.append(node)
+        for node in mine:
+            with self._cond:
+                fresh = self._ahead.pop(node.id, False)
+            self._start(node, fresh)
+        for node in wanted:
+            if node.id in winners:
                 self._start(node, winners[node.id].fresh)
+        self._look_ahead(gained)
+        lost = [node for node in wanted if node.id not in winners]
         if lost:
             self._wait_for(lost)
 
-    def _swap(self, conn: Any, work: _Work, ids: list[str]) -> list[Won]:
+    def _swap(
+        self, conn: Any, work: _Work, ids: list[str], ahead: list[str]
+    ) -> tuple[list[Won], list[Won]]:
+        ttl = self.config.ttl
         self._ops.release(conn, self.holder, work.done, work.failed)
-        return list(self._ops.claim(conn, ids, self.holder, self.config.ttl)) if ids else []
+        won = list(self._ops.claim(conn, ids, self.holder, ttl)) if ids else []
+        won_ahead = list(self._ops.claim(conn, ahead, self.holder, ttl)) if ahead else []
+        return won, won_ahead
+
+    def _keep_ahead(self, nodes: list[Any], won: list[Won]) -> list[Any]:
+        """Note the claims won ahead; give back those the engine skipped meanwhile."""
+        fresh = {w.task_id: w.fresh for w in won}
+        kept = []
+        with self._cond:  # `forget` checks `_ahead` under it after the engine skips a node
+            for node in nodes:
+                if node.id not in fresh:
+                    continue  # another builder holds it: claimed again once ready
+                self._held.add(node.id)
+                if self.engine.may_run(node):
+                    self._ahead[node.id] = fresh[node.id]
+                    kept.append(node)
+                else:
+                    self._release_soon(node.id)
+        return kept
+
+    def _look_ahead(self, won: list[Any]) -> None:
+        """Queue the dependents that the claims just won make claimable ahead."""
+        if not won:
+            return
+        nodes = self.engine.ahead_of(won, self._held)
+        if nodes:
+            with self._cond:
+                self._work.ahead.extend(nodes)
 
     def _start(self, node: Any, fresh: bool) -> None:
         """Run a won node, unless its last holder finished it (then it is a cache hit)."""

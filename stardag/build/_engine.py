@@ -524,9 +524,8 @@ class Engine:
                 return
             node.state = State.QUEUED
             self.outstanding += 1
-            if self.claimer is not None:
-                self.claimer.want(node)  # submitted once its claim is won (`claim_won`)
-                return
+            if self.claimer is not None and not self.claimer.want(node):
+                return  # submitted once its claim is won (`claim_won`)
         self.submit(node, resume)
 
     def submit(self, node: Node, resume: Any) -> None:
@@ -622,6 +621,32 @@ class Engine:
             if self.outstanding == 0:
                 self.loop.call_soon_threadsafe(self.idle.set)
 
+    def ahead_of(self, nodes: list[Node], held: set[str]) -> list[Node]:
+        """Pending dependents of `nodes` that only this build's claims stand before.
+
+        Each has every dependency finished or in `held` (claimed by this build), so no
+        other builder can run it first: the claimer may claim it before it is ready.
+        Read without the lock (the claimer's thread calls it): a stale state only
+        leaves a node out, or claims one the claimer then hands back (`may_run`).
+        """
+        if self.stopping:
+            return []
+        found: dict[str, Node] = {}
+        for node in nodes:
+            for dependent in node.dependents:
+                if (
+                    dependent.state is State.PENDING
+                    and dependent.id not in held
+                    and dependent.id not in found
+                    and all(d.state in FINISHED or d.id in held for d in dependent.deps)
+                ):
+                    found[dependent.id] = dependent
+        return list(found.values())
+
+    def may_run(self, node: Node) -> bool:
+        """Whether a node claimed ahead can still run here (pending or queued)."""
+        return node.state in (State.PENDING, State.QUEUED)
+
     def drop(self, node: Node) -> None:
         """Skip a queued node that will not run after all (the build is stopping)."""
         if self.gate.closed:
@@ -676,6 +701,8 @@ class Engine:
                 self.emit(EventKind.TASK_SKIPPED, task=current.task)
             for waiter in current.waiters:
                 waiter.failed(current)
+            if self.claimer is not None:
+                self.claimer.forget(current.id)  # a claim won ahead goes back
             stack.extend(current.dependents)
 
     def interrupt_node(self, node: Node, error: BaseException | None) -> None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, cast, func, or_, select, text, update
 from sqlalchemy import Float as FloatType
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -46,6 +46,8 @@ def claim(conn: Connection, task_ids: Sequence[str], holder: Holder, ttl: float)
     """Claim these task ids for `holder`; the ones it won (held by nobody else, or expired)."""
     # Sorted and unique: two builders claiming overlapping sets lock rows in one order.
     ordered = sorted(set(task_ids))
+    if conn.dialect.name == "postgresql":
+        return _claim_array(conn, ordered, holder, ttl)
     won: list[Won] = []
     for start in range(0, len(ordered), CHUNK):
         won += _claim_chunk(conn, ordered[start : start + CHUNK], holder, ttl)
@@ -87,6 +89,38 @@ def _claim_chunk(
         where=or_(CLAIMS.c.state != HELD, CLAIMS.c.expires < clock),
     ).returning(CLAIMS.c.task_id, CLAIMS.c.generation)
     return [Won(task_id, generation == 1) for task_id, generation in conn.execute(stmt)]
+
+
+# On PostgreSQL one statement claims any number of ids, passed as one array: its text
+# never changes, so it is prepared once, where a VALUES list of N rows would be compiled
+# again for every N. Rows are inserted in the array's (sorted) order, the lock order.
+_CLAIM_ARRAY = text(
+    "INSERT INTO claims (task_id, build_id, host, pid, claimed, expires, state, generation, "
+    "error) SELECT ids.task_id, :build_id, :host, :pid, clock.now, clock.now + :ttl, :held, 1, "
+    "NULL FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS ids(task_id, n), "
+    "(SELECT CAST(extract(epoch FROM clock_timestamp()) AS double precision) AS now) AS clock "
+    "ORDER BY ids.n ON CONFLICT (task_id) DO UPDATE SET build_id = excluded.build_id, "
+    "host = excluded.host, pid = excluded.pid, claimed = excluded.claimed, "
+    "expires = excluded.expires, state = excluded.state, "
+    "generation = claims.generation + 1, error = NULL "
+    "WHERE claims.state != excluded.state OR claims.expires < excluded.claimed "
+    "RETURNING task_id, generation"
+)
+
+
+def _claim_array(
+    conn: Connection, task_ids: list[str], holder: Holder, ttl: float
+) -> list[Won]:
+    params = {
+        "ids": task_ids,
+        "build_id": holder.build_id,
+        "host": holder.host,
+        "pid": holder.pid,
+        "ttl": ttl,
+        "held": HELD,
+    }
+    rows = conn.execute(_CLAIM_ARRAY, params)
+    return [Won(task_id, generation == 1) for task_id, generation in rows]
 
 
 def renew(conn: Connection, holder: Holder, ttl: float) -> int:
