@@ -125,6 +125,8 @@ class Claimer:
         self._held: set[str] = set()  # the claimer thread's own
         # Claims won ahead, not yet handed to the engine: task id -> won fresh (under _cond).
         self._ahead: dict[str, bool] = {}
+        self._claiming: set[str] = set()  # being claimed ahead right now (under _cond)
+        self._early: dict[str, Any] = {}  # of those, the nodes that became ready meanwhile
         self._release_due: float | None = None  # when the finished tasks' releases go out
         self._waiting: dict[str, _Waiting] = {}
         self._next_beat = 0.0
@@ -152,9 +154,16 @@ class Claimer:
             if self._ahead.get(node.id):
                 del self._ahead[node.id]
                 return True
+            if node.id in self._claiming:
+                self._early[node.id] = node  # started (or claimed again) once that is done
+                return False
             self._work.wanted.append(node)
             self._cond.notify()
             return False
+
+    def together(self) -> threading.Condition:
+        """Hold this while wanting several nodes: the claimer takes them in one batch."""
+        return self._cond
 
     def release(self, task_id: str, error: BaseException | None) -> None:
         """A claimed task finished (`error` None) or failed: release its claim."""
@@ -230,6 +239,8 @@ class Claimer:
         ids = [node.id for node in wanted]
         claiming = self._held.union(ids)
         ahead = [node for node in work.ahead if node.id not in claiming]
+        with self._cond:
+            self._claiming = {node.id for node in ahead}
         try:
             won, won_ahead = self.registry.write(
                 lambda conn: self._swap(conn, work, ids, [n.id for n in ahead])
@@ -244,7 +255,7 @@ class Claimer:
             won, won_ahead = [Won(task_id, fresh=False) for task_id in ids], []
         self._held -= set(work.done) | set(work.failed)
         winners = {w.task_id: w for w in won}
-        gained = self._keep_ahead(ahead, won_ahead)
+        gained, early = self._keep_ahead(ahead, won_ahead)
         for node in wanted:
             if node.id in winners:
                 self._held.add(node.id)
@@ -252,6 +263,8 @@ class Claimer:
         for node in mine:
             with self._cond:
                 fresh = self._ahead.pop(node.id, False)
+            self._start(node, fresh)
+        for node, fresh in early:
             self._start(node, fresh)
         for node in wanted:
             if node.id in winners:
@@ -270,21 +283,36 @@ class Claimer:
         won_ahead = list(self._ops.claim(conn, ahead, self.holder, ttl)) if ahead else []
         return won, won_ahead
 
-    def _keep_ahead(self, nodes: list[Any], won: list[Won]) -> list[Any]:
-        """Note the claims won ahead; give back those the engine skipped meanwhile."""
+    def _keep_ahead(
+        self, nodes: list[Any], won: list[Won]
+    ) -> tuple[list[Any], list[tuple[Any, bool]]]:
+        """Note the claims won ahead; give back those the engine skipped meanwhile.
+
+        Returns the nodes kept, and those that became ready while being claimed (to
+        start now, with whether their claim was won fresh).
+        """
         fresh = {w.task_id: w.fresh for w in won}
-        kept = []
-        with self._cond:  # `forget` checks `_ahead` under it after the engine skips a node
+        kept: list[Any] = []
+        early: list[tuple[Any, bool]] = []
+        with self._cond:  # `want` and `forget` look at `_ahead` and `_claiming` under it
+            self._claiming = set()
             for node in nodes:
+                ready = self._early.pop(node.id, None)
                 if node.id not in fresh:
-                    continue  # another builder holds it: claimed again once ready
+                    if ready is not None:  # another builder holds it: claim it as others
+                        self._work.wanted.append(ready)
+                    continue  # else claimed again once ready
                 self._held.add(node.id)
-                if self.engine.may_run(node):
+                if ready is not None:
+                    early.append((ready, fresh[node.id]))
+                elif self.engine.may_run(node):
                     self._ahead[node.id] = fresh[node.id]
-                    kept.append(node)
                 else:
                     self._release_soon(node.id)
-        return kept
+                    continue
+                kept.append(node)
+            self._early = {}
+        return kept, early
 
     def _look_ahead(self, won: list[Any]) -> None:
         """Queue the dependents that the claims just won make claimable ahead."""

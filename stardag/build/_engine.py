@@ -502,6 +502,13 @@ class Engine:
     # -- scheduling (under the lock) ------------------------------------------------------
     def schedule(self, nodes: list[Node]) -> None:
         """Wire new pending nodes to their dependencies; dispatch the ready ones."""
+        if self.claimer is None:
+            self._schedule(nodes)
+            return
+        with self.claimer.together():  # the ready ones are claimed in one batch
+            self._schedule(nodes)
+
+    def _schedule(self, nodes: list[Node]) -> None:
         for node in nodes:
             if node.state is not State.PENDING:
                 continue

@@ -108,9 +108,7 @@ _CLAIM_ARRAY = text(
 )
 
 
-def _claim_array(
-    conn: Connection, task_ids: list[str], holder: Holder, ttl: float
-) -> list[Won]:
+def _claim_array(conn: Connection, task_ids: list[str], holder: Holder, ttl: float) -> list[Won]:
     params = {
         "ids": task_ids,
         "build_id": holder.build_id,
