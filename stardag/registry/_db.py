@@ -98,8 +98,10 @@ class Registry:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.in_memory = self.is_sqlite and _is_memory(url)
         # One connection serves an in-memory database, so its users take turns;
-        # on disk this only keeps this process's own writers from contending.
-        self._write_lock = threading.RLock()
+        # on disk this only keeps this process's own writers from contending. A
+        # server takes concurrent writers itself: a build's claims need not wait
+        # behind its recorder's batch.
+        self._write_lock: Any = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         self._read_lock: Any = self._write_lock if self.in_memory else contextlib.nullcontext()
         self.engine = _create_engine(url, self)
         try:
