@@ -45,7 +45,12 @@ class Unencodable(TypeError):
 
 def task_id_of(spec: Mapping[str, Any]) -> str:
     """The task id for a spec that is already canonically encoded."""
-    return blake3(TASK_ID_PREFIX + canonical_json(spec)).hexdigest()
+    return task_id_of_canonical(canonical_json(spec))
+
+
+def task_id_of_canonical(canonical: bytes) -> str:
+    """The task id for a spec's canonical JSON bytes (`canonical_json(spec)`)."""
+    return blake3(TASK_ID_PREFIX + canonical).hexdigest()
 
 
 _CANONICAL = json.JSONEncoder(

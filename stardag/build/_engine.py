@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stardag._errors import (
     BuildInterruptedError,
@@ -77,6 +77,7 @@ class State(enum.Enum):
     INTERRUPTED = 6  # not run, or abandoned, because the build was interrupted
 
 
+T = TypeVar("T")
 FINISHED = (State.DONE, State.CACHED)
 # The elastic pool adds a worker once every worker has been on one task this long
 # (seconds) while others wait: a short task never waits this long for a thread, and a
@@ -85,8 +86,17 @@ GROW_AFTER = 0.002
 BROKEN = (State.FAILED, State.SKIPPED, State.INTERRUPTED)
 
 
+NONE: tuple[Any, ...] = ()  # a node's empty deps, dependents and waiters: one shared tuple
+
+
 class Node:
-    """One task id in the build graph."""
+    """One task id in the build graph.
+
+    Memory per task is what a 100,000-task build pays for: `deps`, `dependents`
+    and `waiters` stay the shared empty tuple until a node has some, and a
+    finished node lets go of all three (`Engine.release_dependents`): nothing
+    reads them once its dependents were released and its waiters woken.
+    """
 
     __slots__ = (
         "dependents",
@@ -106,11 +116,11 @@ class Node:
         self.task = task
         self.id = task.id
         self.is_async = _is_async(task, dual_async)
-        self.deps: list[Node] = []
-        self.dependents: list[Node] = []
+        self.deps: Sequence[Node] = NONE
+        self.dependents: Sequence[Node] = NONE
         self.waiting = 0  # unfinished static dependencies
         self.state = State.PENDING
-        self.waiters: list[DynamicWait] = []  # suspended tasks that yielded this one
+        self.waiters: Sequence[DynamicWait] = NONE  # suspended tasks that yielded this one
         self.suspended: DynamicWait | None = None  # what this task waits on, once it yielded
         self.executor: TaskExecutor | None = None  # None: the engine's own threads and loop
         self.where: Any = None  # RunPlace of a task run by an executor
@@ -415,7 +425,9 @@ class Engine:
                 frontier = self._admit(following)
         with self.lock:
             for node in new:
-                node.deps = [self.nodes[i] for i in dep_ids.get(node.id, ())]
+                ids = dep_ids.get(node.id)
+                if ids:
+                    node.deps = [self.nodes[i] for i in ids]
             self.summary.discovered = len(self.nodes)
         return new
 
@@ -518,7 +530,7 @@ class Engine:
                 if dep.state in BROKEN:
                     self.skip(node)
                     break
-                dep.dependents.append(node)
+                dep.dependents = _appended(dep.dependents, node)
                 node.waiting += 1
             if node.state is State.PENDING and node.waiting == 0:
                 self.dispatch(node, None)
@@ -588,6 +600,8 @@ class Engine:
                 self.dispatch(dependent, None)
         for waiter in node.waiters:
             waiter.finished(node)
+        # Nothing reads these once a node is finished: let them go (memory per task).
+        node.deps = node.dependents = node.waiters = NONE
 
     # -- claims (called by the claimer's thread) -------------------------------------------
     def claim_won(self, node: Node) -> None:
@@ -1001,7 +1015,7 @@ class Engine:
                 return
             wait = DynamicWait(self.loop, pending)
             for dep in pending:
-                dep.waiters.append(wait)
+                dep.waiters = _appended(dep.waiters, wait)
             node.suspended = wait
         try:
             if self.sequential:
@@ -1099,6 +1113,14 @@ class Engine:
         running = asyncio.ensure_future(work)
         self.keep(running)
         await asyncio.wait([running])
+
+
+def _appended(items: Sequence[T], item: T) -> list[T]:
+    """`items` with `item` added: the list itself, or a new one for the shared `NONE`."""
+    if isinstance(items, list):
+        items.append(item)
+        return items
+    return [*items, item]
 
 
 def _incomplete(task: BaseTask) -> TaskFailedError:

@@ -32,9 +32,12 @@ class EventKind(str, enum.Enum):
     TASK_INTERRUPTED = "task_interrupted"  # not run, or abandoned, after Ctrl-C
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuildEvent:
-    """One state change. `task` is set for task events, `summary` for BUILD_ENDED."""
+    """One state change. `task` is set for task events, `summary` for BUILD_ENDED.
+
+    Slotted: a build may hold thousands of events at once (the recorder's buffer).
+    """
 
     kind: EventKind
     build_id: str

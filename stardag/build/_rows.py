@@ -90,7 +90,12 @@ class BatchRows:
 
 
 class RowMaker:
-    """Turns one build's events into rows, remembering what this build already wrote."""
+    """Turns one build's events into rows, remembering what this build already wrote.
+
+    A task's row is made once: `_seen` holds the ids of tasks whose row is written
+    and whose last event (finished, cached or skipped) has not come yet; the
+    engine sends that event once per task, so the set holds only tasks in flight.
+    """
 
     def __init__(self, build_id: str) -> None:
         self.build_id = build_id
@@ -135,6 +140,7 @@ class RowMaker:
                 batch.cached.append(task)
                 if event.remote is not None:  # read through a remote: lineage from its records
                     _add_read_through(batch, task, event.remote, event.time)
+            self._seen.discard(task.id)  # its last event: memory stays flat with the build
 
     def _task(
         self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None
@@ -162,6 +168,7 @@ class RowMaker:
             run |= {"digest": record.digest, "size_raw": record.size_raw}
             batch.outputs.append(self._output(task, record))
         batch.runs.append(run)
+        self._seen.discard(task.id)  # its last event: memory stays flat with the build
 
     def _run(self, task: BaseTask, outcome: str, started: float, ended: float) -> Row:
         return {

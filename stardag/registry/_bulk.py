@@ -6,6 +6,12 @@ its turn and forces a thread switch, so row-at-a-time writes cost a build far
 more CPU than the rows themselves. A statement that inserts a hundred rows steps
 once. The conflict clauses are SQLite's upsert syntax and mean exactly what the
 portable statements in `_writes` mean (a test writes through both and compares).
+
+Statements come in few sizes: full ones of `per` rows, and a shorter rest split
+into powers of two. The driver keeps every distinct statement it prepared (up to
+128), each holding a compiled program as long as its text; one size per rest
+length would have a long build hold a hundred of them, megabytes that grow with
+the build.
 """
 
 from __future__ import annotations
@@ -49,10 +55,23 @@ def insert_many(
     columns = tuple(rows[0])
     pick = operator.itemgetter(*columns)
     per = max(1, MAX_VARIABLES // len(columns))
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
+    start = 0
+    for count in _chunks(len(rows), per):
+        chunk = rows[start : start + count]
+        start += count
         values = tuple(itertools.chain.from_iterable(map(pick, chunk)))
-        conn.exec_driver_sql(_statement(table, columns, len(chunk), conflict), values)
+        conn.exec_driver_sql(_statement(table, columns, count, conflict), values)
+
+
+def _chunks(total: int, per: int) -> list[int]:
+    """Row counts per statement: `per` while that many are left, then powers of two."""
+    counts = [per] * (total // per)
+    rest = total % per
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        counts.append(size)
+        rest -= size
+    return counts
 
 
 @functools.lru_cache(maxsize=64)

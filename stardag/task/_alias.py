@@ -63,7 +63,7 @@ class AliasTask(Task[T], Generic[T]):
             "version": self.version,
             "params": {"aliased": self.aliased.id},
         }
-        object.__setattr__(self, "_sd_spec", spec)
+        object.__setattr__(self, "_sd_spec", _hashing.canonical_json(spec))
         object.__setattr__(self, "_sd_id", self.aliased.id)
 
     @classmethod

@@ -1,0 +1,113 @@
+"""What a build keeps per task: the bookkeeping of a 100,000-task build must stay small.
+
+Speed and peak memory are measured by scripts/bench/scale.py; these tests check the
+structures behind them: a finished task's graph node lets go of its edges, the
+recorder forgets the tasks it is done with, tasks share their fields-set and keep
+their spec as canonical JSON, and the SQLite writer prepares few distinct statements.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+import stardag as sd
+from stardag import _hashing
+from stardag.build import _engine, _rows
+from stardag.registry import _bulk
+
+sd.auto_namespace(__name__)
+
+
+@sd.task
+def leaf(i: int) -> int:
+    return i
+
+
+@sd.task
+def pair(a: sd.Depends[int], b: sd.Depends[int]) -> int:
+    return a + b
+
+
+class Fan(sd.Task[int]):
+    """Yields its inputs (dynamic dependencies) before it returns."""
+
+    n: int
+
+    def run(self) -> Any:
+        yield [leaf(i=100 + k) for k in range(self.n)]
+        return self.n
+
+
+def _tree(salt: int) -> sd.BaseTask:
+    level: list[sd.BaseTask] = [leaf(i=salt * 1000 + k) for k in range(8)]
+    while len(level) > 1:
+        level = [pair(a=level[j], b=level[j + 1]) for j in range(0, len(level), 2)]
+    return level[0]
+
+
+def test_finished_nodes_let_go_of_their_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    engines: list[_engine.Engine] = []
+    original = _engine.Engine.__init__
+
+    def keep(self: _engine.Engine, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        engines.append(self)
+
+    monkeypatch.setattr(_engine.Engine, "__init__", keep)
+    root = _tree(1)
+    sd.build([root, Fan(n=3)], registry=None)
+    (engine,) = engines
+    assert len(engine.nodes) == 15 + 1 + 3
+    for node in engine.nodes.values():
+        assert node.state is _engine.State.DONE
+        assert (node.deps, node.dependents, node.waiters) == ((), (), ())
+    assert root.load() == sum(1000 + k for k in range(8))
+
+
+def test_the_recorder_forgets_tasks_once_their_last_event_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    makers: list[_rows.RowMaker] = []
+    original = _rows.RowMaker.__init__
+
+    def keep(self: _rows.RowMaker, build_id: str) -> None:
+        original(self, build_id)
+        makers.append(self)
+
+    monkeypatch.setattr(_rows.RowMaker, "__init__", keep)
+    summary = sd.build([_tree(2), Fan(n=3)])
+    (maker,) = makers
+    assert maker._seen == set()
+    runs = sd.registry.build(summary.build_id).counts
+    assert runs == {"computed": 19}
+    again = sd.build([_tree(2), Fan(n=3)])
+    assert sd.registry.build(again.build_id).counts == {"cached": 2}
+
+
+def test_tasks_of_one_shape_share_one_fields_set() -> None:
+    a, b = leaf(i=1), leaf(i=2)
+    assert a.__pydantic_fields_set__ is b.__pydantic_fields_set__
+    changed = a.model_copy(update={"i": 3})
+    assert changed.__pydantic_fields_set__ is not a.__pydantic_fields_set__
+    assert a.__pydantic_fields_set__ == {"i"} and b.model_fields_set == {"i"}
+    assert copy.deepcopy(a) == a
+
+
+def test_the_spec_is_kept_as_the_canonical_json_the_id_hashes() -> None:
+    task = pair(a=leaf(i=1), b=leaf(i=2))
+    spec = task.spec()
+    assert spec["params"] == {"a": {"$task": leaf(i=1).id}, "b": {"$task": leaf(i=2).id}}
+    assert _hashing.task_id_of(spec) == task.id
+    assert task._sd_spec == _hashing.canonical_json(spec)
+    spec["params"]["a"]["$task"] = "changed"  # a copy: the task's own spec is untouched
+    assert json.loads(task._sd_spec)["params"]["a"]["$task"] == leaf(i=1).id
+
+
+def test_multi_row_inserts_come_in_few_statement_sizes() -> None:
+    sizes = {count for total in range(1, 1000) for count in _bulk._chunks(total, 71)}
+    assert sizes == {71, 64, 32, 16, 8, 4, 2, 1}
+    assert all(sum(_bulk._chunks(total, 71)) == total for total in range(1000))
