@@ -16,6 +16,11 @@ anything written or reused since the mark (see `_sweep` and `stardag.store._lock
 
 Marking deletes nothing; `GcPlan` says what would go (by task family) and why
 the rest stays (by reason); `GcPlan.why(key)` gives the chain from a root.
+
+At scale (100,000 records) the mark reads each record once, lists a local store's
+records with their sizes and mtimes in one pass, and reads the registry's edges in
+one query; the sweep re-checks every candidate's file and registry rows just before
+deleting it, so what the mark saw is never the last word.
 """
 
 from __future__ import annotations
@@ -29,8 +34,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
+from stardag.store._backends import FileStat, LocalBackend
 from stardag.store._record import ActionRecord
-from stardag.store._store import CLOCK_SLACK, Store, record_path
+from stardag.store._store import (
+    CLOCK_SLACK,
+    RECORDS,
+    Store,
+    record_path,
+    task_id_of_record_path,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -113,17 +125,22 @@ class GcPlan:
     def kept_by_reason(self) -> dict[str, int]:
         """How many live records each root reason keeps (closure included), and recent blobs."""
         counts: Counter[str] = Counter()
+        roots: dict[str, str] = {}  # task id -> its root, each chain walked once
         for task_id in self.reached_from:
             if task_id in self.families:  # it has a record in this store
-                counts[self.roots[self._root_of(task_id)]] += 1
+                counts[self.roots[self._root_of(task_id, roots)]] += 1
         if self.recent_blobs:
             counts[f"blobs {GRACE_REASON}"] += len(self.recent_blobs)
         return dict(counts)
 
-    def _root_of(self, task_id: str) -> str:
-        while (parent := self.reached_from.get(task_id)) is not None:
+    def _root_of(self, task_id: str, known: dict[str, str]) -> str:
+        path = []
+        while task_id not in known and (parent := self.reached_from.get(task_id)) is not None:
+            path.append(task_id)
             task_id = parent
-        return task_id
+        root = known.get(task_id, task_id)
+        known.update(dict.fromkeys(path, root))
+        return root
 
     def chain(self, task_id: str) -> list[str]:
         """Task ids from the root that keeps `task_id` alive down to it ([] if not live)."""
@@ -263,7 +280,31 @@ class _Closure:
         self.registry = registry
         self.plan = plan
         self._records: dict[str, ActionRecord | None] = {}
-        self.all_records = sorted(store.iter_records())
+        self._edges: dict[str, list[str]] | None = None  # the registry's, read once
+        self.stats: dict[str, FileStat] = {}  # record file stats of a local store's listing
+        self.all_records = self._list_records()
+
+    def _list_records(self) -> list[str]:
+        """Every task id with a record; a local store's stats come in the same pass."""
+        backend = self.store.backend
+        if not isinstance(backend, LocalBackend):
+            return sorted(self.store.iter_records())
+        for path, stat in backend.walk_stats(RECORDS):
+            try:
+                self.stats[task_id_of_record_path(path)] = stat
+            except ValueError:
+                continue  # not a record (the listing skips it, as iter_records does)
+        return sorted(self.stats)
+
+    def mtime(self, task_id: str) -> float:
+        """The mtime of a task's record file, as listed (a local store) or asked now."""
+        stat = self.stats.get(task_id)
+        return stat.mtime if stat is not None else _mtime(self.store, record_path(task_id))
+
+    def size(self, task_id: str) -> int:
+        """The size of a task's record file, as listed (a local store) or asked now."""
+        stat = self.stats.get(task_id)
+        return stat.size if stat is not None else _size(self.store, record_path(task_id))
 
     def record(self, task_id: str) -> ActionRecord | None:
         """The task's action record (read once); None if it has none or it is invalid."""
@@ -293,9 +334,11 @@ class _Closure:
     def _deps(self, task_ids: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         if self.registry is not None:
-            from stardag.registry import _gcrows
+            if self._edges is None:  # one pass over the table, not a query per frontier
+                from stardag.registry import _gcrows
 
-            found = self.registry.read(lambda conn: _gcrows.edges(conn, task_ids))
+                self._edges = self.registry.read(_gcrows.all_edges)
+            found = {t: self._edges[t] for t in task_ids if t in self._edges}
         for task_id in task_ids:
             record = self.record(task_id)
             if record is not None:
@@ -336,7 +379,7 @@ def _recent_tasks(
         recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff))
     for task_id in walker.all_records:
         known = task_id in plan.reached_from or task_id in recent
-        if not known and _mtime(store, record_path(task_id)) >= cutoff:
+        if not known and walker.mtime(task_id) >= cutoff:
             recent.add(task_id)
     return sorted(recent - set(plan.reached_from))
 
@@ -367,7 +410,7 @@ def _record_candidate(
     store: Store, walker: _Closure, task_id: str, owners: dict[str, list[str]]
 ) -> Candidate:
     record = walker.record(task_id)
-    size = _size(store, record_path(task_id))
+    size = walker.size(task_id)
     if record is None:
         return Candidate("record", task_id, size, "(invalid record)")
     walker.plan.families[task_id] = family(record)

@@ -102,6 +102,19 @@ def edges(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[str]]:
     return deps
 
 
+def all_edges(conn: Connection) -> dict[str, list[str]]:
+    """Static and dynamic dependencies of every task id the registry knows, in one query
+    (gc walks most of them: one pass beats a query per level of the closure)."""
+    deps: dict[str, list[str]] = {}
+    for task_id, dep_id in conn.execute(select(EDGES.c.task_id, EDGES.c.dep_id)):
+        found = deps.get(task_id)
+        if found is None:
+            deps[task_id] = [dep_id]
+        else:
+            found.append(dep_id)
+    return deps
+
+
 # -- last use ----------------------------------------------------------------------------------
 def last_used_tasks(conn: Connection, task_ids: Collection[str]) -> dict[str, float]:
     """The latest run or output time of each task id that has one."""

@@ -202,3 +202,34 @@ def test_a_running_build_is_a_root_but_never_reason_enough(registry: Registry) -
     finally:
         RELEASE.set()
         running.join()
+
+
+def test_the_mark_reads_each_record_and_the_registry_edges_once(
+    store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At scale gc reads every record once and the edges in one query, whatever the depth."""
+    from stardag.registry import _gcrows
+
+    reads: list[str] = []
+    passes: list[int] = []
+    get_record, all_edges = Store.get_record, _gcrows.all_edges
+
+    def counted_record(self: Store, task_id: str) -> object:
+        reads.append(task_id)
+        return get_record(self, task_id)
+
+    def counted_edges(conn: object) -> dict[str, list[str]]:
+        passes.append(1)
+        return all_edges(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "get_record", counted_record)
+    monkeypatch.setattr(_gcrows, "all_edges", counted_edges)
+    _backdate(store, 2)
+    sd.registry.pin("report", cli_tasks.pipeline, registry=registry)
+    plan = mark(store, registry, GcRoots(), grace=0)
+    assert sorted(reads) == sorted(store.iter_records()) and passes == [1]
+    live = set(plan.reached_from) & set(store.iter_records())
+    assert cli_tasks.pipeline.id in live and cli_tasks.other.id not in live
+    assert {c.key for c in plan.records} == set(store.iter_records()) - live
+    assert all(c.size > 0 for c in plan.records)
+    assert plan.kept_by_reason() == {"pin report": len(live)}

@@ -171,3 +171,33 @@ def test_a_sample_finds_damage_in_what_it_checks(store: Store) -> None:
     data[-3] ^= 0x01
     blob.write_bytes(bytes(data))
     assert Kind.CORRUPT_FRAME in {f.kind for f in verify(store, None, sample=1.0).findings}
+
+
+def test_each_record_is_read_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output inline in its record is judged by the record verify just read."""
+    reads: list[str] = []
+    get_record = Store.get_record
+
+    def counted(self: Store, task_id: str) -> object:
+        reads.append(task_id)
+        return get_record(self, task_id)
+
+    monkeypatch.setattr(Store, "get_record", counted)
+    inline = [t for t in store.iter_records() if (r := get_record(store, t)) and r.inline]
+    assert inline  # the pipeline has small outputs, stored inside their records
+    report = verify(store, open_registry())
+    assert report.ok and report.outputs == 4
+    assert sorted(reads) == sorted(store.iter_records())
+
+
+def test_blobs_hashed_at_once_report_in_digest_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several damaged blobs checked on threads: each finding, in the order of the digests."""
+    blobs = sorted(store.iter_blobs())
+    assert len(blobs) >= 2
+    for digest in blobs:
+        path = _path(store, blob_path(digest))
+        path.write_bytes(path.read_bytes()[:-3])
+    report = verify(store, open_registry())
+    assert [f.digest for f in report.findings if f.digest in blobs][: len(blobs)] == blobs
