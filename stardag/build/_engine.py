@@ -37,7 +37,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stardag._errors import (
@@ -84,6 +84,7 @@ FINISHED = (State.DONE, State.CACHED)
 # slow or I/O-bound one loses little before the next starts beside it.
 GROW_AFTER = 0.002
 BROKEN = (State.FAILED, State.SKIPPED, State.INTERRUPTED)
+_UNSEEN, _ON_PATH, _DONE = 0, 1, 2  # marks of the cycle check's walk
 
 
 NONE: tuple[Any, ...] = ()  # a node's empty deps, dependents and waiters: one shared tuple
@@ -401,7 +402,7 @@ class Engine:
     async def discover(self, roots: Iterable[BaseTask]) -> list[Node]:
         """Add every unknown task reachable from `roots` through incomplete tasks."""
         new: list[Node] = []
-        dep_ids: dict[str, list[str]] = {}
+        found: list[tuple[Node, list[BaseTask]]] = []  # each incomplete node's dependencies
         with self.lock:
             frontier = self._admit(roots)
         while frontier:
@@ -420,15 +421,15 @@ class Engine:
                         self.emit(EventKind.TASK_CACHED, task=node.task, remote=remote)
                     else:
                         deps = flatten_task_struct(node.task.requires())
-                        dep_ids[node.id] = [d.id for d in deps]
-                        following.extend(deps)
+                        if deps:
+                            found.append((node, deps))
+                            following.extend(deps)
                 frontier = self._admit(following)
         with self.lock:
-            for node in new:
-                ids = dep_ids.get(node.id)
-                if ids:
-                    node.deps = [self.nodes[i] for i in ids]
-            self.summary.discovered = len(self.nodes)
+            nodes = self.nodes
+            for node, deps in found:
+                node.deps = [nodes[d.id] for d in deps]
+            self.summary.discovered = len(nodes)
         return new
 
     def _admit(self, tasks: Iterable[BaseTask]) -> list[Node]:
@@ -485,31 +486,37 @@ class Engine:
         """Raise `DependencyCycleError` if the incomplete new nodes contain a cycle."""
         # Only new nodes can form a cycle among themselves: older nodes never depend
         # on newer ones. (A yielded task that needs its yielder is checked apart.)
-        pending = [n for n in nodes if n.state is State.PENDING]
-        ids = {n.id for n in pending}
-        indegree = {n.id: sum(d.id in ids for d in n.deps) for n in pending}
-        users: dict[str, list[Node]] = {}
-        for node in pending:
-            for dep in node.deps:
-                if dep.id in ids:
-                    users.setdefault(dep.id, []).append(node)
-        ready = deque(n for n in pending if indegree[n.id] == 0)
-        ordered = 0
-        while ready:
-            node = ready.popleft()
-            ordered += 1
-            for user in users.get(node.id, ()):
-                indegree[user.id] -= 1
-                if indegree[user.id] == 0:
-                    ready.append(user)
-        if ordered < len(pending):
-            cycle = _find_cycle([n for n in pending if indegree[n.id] > 0])
-            raise DependencyCycleError(
-                "dependency cycle: "
-                + " -> ".join(n.describe() for n in cycle)
-                + "; a task cannot (even indirectly) require itself",
-                cycle=[n.id for n in cycle],
-            )
+        # A depth-first walk down `deps` with one mark per node (memory: one dict).
+        marks = {n.id: _UNSEEN for n in nodes if n.state is State.PENDING}
+        for start in nodes:
+            if marks.get(start.id) != _UNSEEN:
+                continue
+            marks[start.id] = _ON_PATH
+            path: list[tuple[Node, Iterator[Node]]] = [(start, iter(start.deps))]
+            while path:
+                node, deps = path[-1]
+                for dep in deps:
+                    mark = marks.get(dep.id)
+                    if mark == _UNSEEN:
+                        marks[dep.id] = _ON_PATH
+                        path.append((dep, iter(dep.deps)))
+                        break
+                    if mark == _ON_PATH:
+                        self._cycle_error([n for n, _ in path], dep)
+                else:
+                    marks[node.id] = _DONE
+                    path.pop()
+
+    def _cycle_error(self, path: list[Node], back_to: Node) -> None:
+        """Raise the `DependencyCycleError` of a walk's path that leads back to `back_to`."""
+        ids = [n.id for n in path]
+        cycle = [*path[ids.index(back_to.id) :], back_to]
+        raise DependencyCycleError(
+            "dependency cycle: "
+            + " -> ".join(n.describe() for n in cycle)
+            + "; a task cannot (even indirectly) require itself",
+            cycle=[n.id for n in cycle],
+        )
 
     # -- scheduling (under the lock) ------------------------------------------------------
     def schedule(self, nodes: list[Node]) -> None:
@@ -1141,19 +1148,6 @@ def _step(gen: Any) -> tuple[bool, Any]:
 def _dynamic(node: Node) -> tuple[str, ...]:
     state = node.task._run_state
     return tuple(state["dynamic"]) if state else ()
-
-
-def _find_cycle(candidates: list[Node]) -> list[Node]:
-    """A cycle among nodes that a topological sort could not order."""
-    remaining = {n.id for n in candidates}
-    path: list[Node] = []
-    position: dict[str, int] = {}
-    node = candidates[0]
-    while node.id not in position:
-        position[node.id] = len(path)
-        path.append(node)
-        node = next(d for d in node.deps if d.id in remaining)
-    return [*path[position[node.id] :], node]
 
 
 def _check_no_wait_cycle(node: Node, yielded: list[Node]) -> None:

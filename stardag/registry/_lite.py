@@ -48,6 +48,9 @@ Row = dict[str, Any]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version  # `_models.SCHEMA_VERSION` (a test keeps them equal)
 BUSY_TIMEOUT_MS = 15_000  # as `_db`
+# Prepared statements kept per connection (the driver keeps 128 by default): a build's
+# multi-row writes prepare long statements in several sizes, each holding its program.
+STATEMENTS = 32
 LOCK_RETRIES = 8
 _PREFIX = "sqlite:///"
 
@@ -149,7 +152,9 @@ def forget(url: str) -> None:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=STATEMENTS
+    )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")

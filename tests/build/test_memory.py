@@ -111,3 +111,37 @@ def test_multi_row_inserts_come_in_few_statement_sizes() -> None:
     sizes = {count for total in range(1, 1000) for count in _bulk._chunks(total, 71)}
     assert sizes == {71, 64, 32, 16, 8, 4, 2, 1}
     assert all(sum(_bulk._chunks(total, 71)) == total for total in range(1000))
+
+
+class Ring(sd.Task[int]):
+    """Requires the next of three: a cycle through requires()."""
+
+    k: int
+
+    def requires(self) -> sd.TaskStruct:
+        return Ring(k=(self.k + 1) % 3)
+
+    def run(self) -> int:
+        return self.k
+
+
+@sd.task
+def step(prev: sd.Depends[int], i: int) -> int:
+    return prev + i
+
+
+def test_the_cycle_check_walks_deep_chains_and_names_the_cycle_below_them() -> None:
+    """The check walks iteratively: a long chain is no cycle, and one under it is named."""
+    chain: sd.BaseTask = leaf(i=-1)
+    for i in range(3000):
+        chain = step(prev=chain, i=i)
+    sd.build(chain, registry=None)
+    assert chain.load() == -1 + sum(range(3000))
+    above: sd.BaseTask = Ring(k=0)
+    for i in range(50):
+        above = step(prev=above, i=i)
+    with pytest.raises(sd.DependencyCycleError) as info:
+        sd.build([leaf(i=7), above], registry=None)
+    cycle = info.value.cycle
+    assert len(cycle) == 4 and cycle[0] == cycle[-1]
+    assert set(cycle) == {Ring(k=k).id for k in range(3)}
