@@ -56,15 +56,16 @@ class AliasTask(Task[T], Generic[T]):
         return self
 
     def _identify(self) -> None:
-        spec = {
+        object.__setattr__(self, "_sd_id", self.aliased.id)
+
+    def _make_spec(self) -> dict[str, Any]:
+        return {
             "key_schema": _hashing.KEY_SCHEMA,
             "namespace": type(self).get_namespace(),
             "name": type(self).get_name(),
             "version": self.version,
             "params": {"aliased": self.aliased.id},
         }
-        object.__setattr__(self, "_sd_spec", _hashing.canonical_json(spec))
-        object.__setattr__(self, "_sd_id", self.aliased.id)
 
     @classmethod
     def from_registry(cls, task_id: str, registry: Any = None) -> AliasTask[T]:

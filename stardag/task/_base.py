@@ -13,7 +13,6 @@ import abc
 import asyncio
 import functools
 import inspect
-import json
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, Union
 
@@ -127,14 +126,13 @@ class BaseTask(BaseModel):
     __stardag_overrides__: ClassVar[tuple[str | None, str | None]] = (None, None)
     if TYPE_CHECKING:  # slots below; ClassVar so neither Pydantic nor mypy sees fields
         _sd_id: ClassVar[str]
-        _sd_spec: ClassVar[bytes]
 
     # Identity lives in slots, not Pydantic private attributes: reading `id` is on
     # every hot path. Copies and unpickled tasks lack the slots and recompute them.
-    # The spec is kept as its canonical JSON (what the id hashes), not as nested
-    # dicts: a DAG of 100,000 tasks holds 100,000 specs, and the bytes are a third
-    # of the dicts' size; `spec()` parses a fresh copy.
-    __slots__ = ("_sd_id", "_sd_run", "_sd_spec")
+    # The spec is not kept: a DAG of 100,000 tasks would hold 100,000 of them, and a
+    # build asks for a task's spec twice (its record, its registry row); `spec()`
+    # makes it again from the fields, which are frozen (the id hashed them once).
+    __slots__ = ("_sd_id", "_sd_run")
 
     version: str = ""
 
@@ -183,6 +181,10 @@ class BaseTask(BaseModel):
         self._identify()
 
     def _identify(self) -> None:
+        object.__setattr__(self, "_sd_id", _hashing.task_id_of(self._make_spec()))
+
+    def _make_spec(self) -> dict[str, Any]:
+        """The canonical spec of this task's fields (what `id` hashes)."""
         params: dict[str, Any] = {}
         for name, compat_default in type(self).__stardag_id_fields__:
             value = getattr(self, name)
@@ -201,16 +203,13 @@ class BaseTask(BaseModel):
                     "StardagField(significant=False) to keep it out of the id.",
                     field=name,
                 ) from None
-        spec = {
+        return {
             "key_schema": _hashing.KEY_SCHEMA,
             "namespace": type(self).__stardag_namespace__,
             "name": type(self).__stardag_name__,
             "version": self.version,
             "params": params,
         }
-        canonical = _hashing.canonical_json(spec)
-        object.__setattr__(self, "_sd_spec", canonical)
-        object.__setattr__(self, "_sd_id", _hashing.task_id_of_canonical(canonical))
 
     @model_serializer(mode="wrap")
     def _serialize_with_discriminators(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -239,14 +238,8 @@ class BaseTask(BaseModel):
         return self.id
 
     def spec(self) -> dict[str, Any]:
-        """The canonical spec that `id` hashes (a copy)."""
-        try:
-            canonical = self._sd_spec
-        except AttributeError:
-            self._identify()
-            canonical = self._sd_spec
-        spec: dict[str, Any] = json.loads(canonical)
-        return spec
+        """The canonical spec that `id` hashes (a new dict on each call)."""
+        return self._make_spec()
 
     @property
     def _run_state(self) -> dict[str, Any] | None:
