@@ -4,7 +4,10 @@ Per event the build pays one append to a list under a lock (`handle`), from
 whichever thread emits it. A writer thread of the recorder's own turns events
 into rows and writes them in short batched transactions: every `BATCH_EVENTS`
 events or `FLUSH_SECONDS`, and at the end of the build, which waits for the
-last batch, so the registry is complete when `sd.build` returns. The
+last batch, so the registry is complete when `sd.build` returns. A build thread
+that finds `MAX_PENDING` events still waiting waits for the writer to take them:
+on a busy machine the writer can fall behind, and every waiting event holds its
+task's action record (memory would grow with the build instead of staying flat). The
 writer thread is the only one that touches its SQLite connection.
 
 The build row is written before the engine starts (`Recorder.start`): that
@@ -48,6 +51,7 @@ logger = logging.getLogger("stardag.registry")
 
 BATCH_EVENTS = 2000
 FLUSH_SECONDS = 0.25
+MAX_PENDING = 3 * BATCH_EVENTS
 
 
 class Recorder:
@@ -57,7 +61,9 @@ class Recorder:
         self.registry = registry
         self._ops = write_ops(registry)
         self.build_id = build_id
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the writer waits here for events
+        self._room = threading.Condition(lock)  # build threads wait here for the writer
         self._events: list[BuildEvent] = []
         self._ended = False
         self._build_error: BaseException | None = None
@@ -117,6 +123,8 @@ class Recorder:
                 self._cond.notify()
             elif len(self._events) >= BATCH_EVENTS:
                 self._cond.notify()
+                while len(self._events) >= MAX_PENDING and self._thread.is_alive():
+                    self._room.wait(FLUSH_SECONDS)
         if event.kind is EventKind.BUILD_ENDED:
             self._thread.join()
 
@@ -194,6 +202,7 @@ class Recorder:
             if not self._ended and len(self._events) < BATCH_EVENTS:
                 self._cond.wait(FLUSH_SECONDS)
             events, self._events = self._events, []
+            self._room.notify_all()
             return events, self._ended
 
     def _fail(self, exc: Exception) -> None:

@@ -9,6 +9,7 @@ their spec as canonical JSON, and the SQLite writer prepares few distinct statem
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import pytest
@@ -146,3 +147,29 @@ def test_the_cycle_check_walks_deep_chains_and_names_the_cycle_below_them() -> N
     assert len(cycle) == 4 and cycle[0] == cycle[-1]
     assert set(cycle) == {Ring(k=k).id for k in range(3)}
 
+
+def test_a_writer_that_falls_behind_holds_up_the_build_not_its_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events waiting for a slow registry writer never pile up past MAX_PENDING."""
+    from stardag.build import _recorder
+
+    monkeypatch.setattr(_recorder, "BATCH_EVENTS", 10)
+    monkeypatch.setattr(_recorder, "MAX_PENDING", 30)
+    most = [0]
+    handle, rows = _recorder.Recorder.handle, _rows.RowMaker.rows
+
+    def counted(self: _recorder.Recorder, event: Any) -> None:
+        handle(self, event)
+        most[0] = max(most[0], len(self._events))
+
+    def slow(self: _rows.RowMaker, events: Any, build_error: Any) -> Any:
+        threading.Event().wait(0.05)  # a writer much slower than the build
+        return rows(self, events, build_error)
+
+    monkeypatch.setattr(_recorder.Recorder, "handle", counted)
+    monkeypatch.setattr(_rows.RowMaker, "rows", slow)
+    tasks = [leaf(i=5000 + k) for k in range(300)]
+    summary = sd.build(tasks)
+    assert most[0] <= 30
+    assert sd.registry.build(summary.build_id).counts == {"computed": 300}
