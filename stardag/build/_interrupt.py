@@ -8,6 +8,12 @@ it opens the registry is kept for the engine, which then starts no task (a secon
 one raises `KeyboardInterrupt` at once). Off the main thread, the entry point
 relays the `KeyboardInterrupt` it receives instead.
 
+Python runs a signal's handler on the main thread, between two bytecodes, but the
+kernel may deliver SIGINT to any thread; the main thread, asleep in the loop's
+`select` while tasks run, would then not notice until something else woke it. So
+while the engine runs, the signal also writes to a socket the loop watches
+(`signal.set_wakeup_fd`), which wakes it at once.
+
 The invariant: every action record a build's tasks publish is one the build sees
 and records. `PublishGate` closes when the build abandons its running tasks, after
 the records being published at that moment are out, so a task that finishes after
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -80,7 +87,8 @@ class Interrupts:
         if previous is not None:
             signal.signal(signal.SIGINT, lambda _signum, _frame: engine.signal())
         try:
-            yield
+            with _waking_the_loop():
+                yield
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -94,6 +102,47 @@ class Interrupts:
             self.early += 1
         else:
             engine.signal()
+
+
+@contextlib.contextmanager
+def _waking_the_loop() -> Iterator[None]:
+    """While the block runs, a signal on any thread wakes the running loop (see the
+    module docstring); unless another wake-up is set already (asyncio's own, say)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reader, writer = socket.socketpair()
+    with reader, writer, contextlib.ExitStack() as undo:
+        reader.setblocking(False)
+        writer.setblocking(False)
+        if _set_wakeup(loop, reader, writer):
+            undo.callback(loop.remove_reader, reader.fileno())
+            undo.callback(signal.set_wakeup_fd, -1)
+        yield
+
+
+def _set_wakeup(
+    loop: asyncio.AbstractEventLoop, reader: socket.socket, writer: socket.socket
+) -> bool:
+    """Point signals' wake-up at `writer` and have `loop` drain `reader`; False if
+    a wake-up was set already or the loop cannot watch a socket."""
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        return False
+    try:
+        loop.add_reader(reader.fileno(), _drain, reader)
+    except NotImplementedError:  # a loop without readers (Windows' proactor)
+        signal.set_wakeup_fd(-1)
+        return False
+    return True
+
+
+def _drain(reader: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while reader.recv(512):
+            pass
 
 
 def replaceable_handler() -> Any:

@@ -405,6 +405,7 @@ def build_sequential(
 # The sync entry points' SIGINT routing, seen by the build they start (the task that
 # `asyncio.run` makes copies the context it was started in).
 _INTERRUPTS: ContextVar[Interrupts | None] = ContextVar("stardag_interrupts", default=None)
+SIGNAL_POLL = 0.1  # seconds between a waiting caller's looks for a Ctrl-C
 
 
 def _run_sync(coro: Coroutine[Any, Any, BuildSummary]) -> BuildSummary:
@@ -422,20 +423,27 @@ def _run_sync(coro: Coroutine[Any, Any, BuildSummary]) -> BuildSummary:
             _INTERRUPTS.reset(token)
     outcome: dict[str, Any] = {}
 
+    done = threading.Event()
+
     def target() -> None:
         _INTERRUPTS.set(interrupts)  # in the thread's copy of the caller's context
         try:
             outcome["value"] = asyncio.run(coro)
         except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
     # The caller's context variables (build labels, target roots) go along to the thread.
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(target,), name="stardag-build")
     thread.start()
-    while thread.is_alive():
+    # Not `thread.join()`: a KeyboardInterrupt inside it marks the thread as ended while
+    # it runs on (Python 3.11's `_wait_for_tstate_lock`). In slices: a SIGINT the kernel
+    # hands to another thread runs its handler on this one only when this one wakes.
+    while not done.is_set():
         try:
-            thread.join()
+            done.wait(SIGNAL_POLL)
         except KeyboardInterrupt:  # SIGINT is not ours off the main thread: relay it
             interrupts.relay()
     if "error" in outcome:

@@ -23,6 +23,8 @@ import stardag as sd
 
 SUPPORT = Path(__file__).parent.parent / "support"
 ENTRIES = ["build", "build_sequential", "build_aio", "build_sequential_aio"]
+# `sd.build` called where a loop runs (a notebook): the build runs on a thread of its own.
+IN_LOOP = "build_in_loop"
 CLEAN = "KeyboardInterrupt context=None cause=None"
 
 
@@ -94,7 +96,7 @@ def _records(home: Path) -> int:
     return len(list((home / "store" / "records").glob("*/*")))
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("entry", [*ENTRIES, IN_LOOP])
 def test_one_sigint_finishes_running_tasks_and_starts_no_more(
     entry: str, tmp_path: Path, stardag_home: Path
 ) -> None:
@@ -131,6 +133,24 @@ def test_second_sigint_abandons_running_tasks(
     assert status == "interrupted"
     assert outcomes == ["interrupted"] * 6
     assert _records(stardag_home) == 0  # the abandoned tasks ran to the end after it
+
+
+@pytest.mark.parametrize("entry", [*ENTRIES, IN_LOOP])
+def test_sigint_caught_on_another_thread_reaches_the_build(
+    entry: str, tmp_path: Path, stardag_home: Path
+) -> None:
+    """A Ctrl-C the kernel hands to a thread other than the main one (it may pick any)
+    is acted on at once: the main thread may be asleep waiting for the running tasks."""
+    args = ["-m", "interrupt_tasks", entry, "offmain"]
+    child, release, running = _start(args, tmp_path, stardag_home)
+    child.wait_for(f"waiting for {running} running task")
+    release.touch()
+    output = child.finish()
+    assert child.proc.returncode == 130, output
+    assert CLEAN in output
+    status, outcomes = _registry_outcomes()
+    assert status == "interrupted"
+    assert outcomes == ["computed"] * running + ["interrupted"] * (6 - running)
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
