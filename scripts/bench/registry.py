@@ -168,6 +168,10 @@ def queries(name: str, q: dict) -> None:
     ]
     for label, seconds in rows:
         print(f"  {label:<40} {seconds * 1e3:8.1f} ms")
+    goal = 0.1 if name == POSTGRES else 0.05  # issues 13 and 16, for 10,000 nodes
+    if q["lineage_nodes"] >= 10_000:
+        verdict = "met" if q["lineage_up_s"] < goal else "NOT met"
+        print(f"  goal: lineage up < {goal * 1e3:.0f} ms at 10,000 nodes, {verdict}")
     print(f"  batched registry / per-task store      {q['outputs_s'] / q['store_check_s']:8.2f}x")
 
 
