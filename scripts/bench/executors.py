@@ -190,6 +190,7 @@ import os, sys, time, uuid
 sys.path.insert(0, {here!r})
 import _executor_tasks as tasks
 import stardag as sd
+print(sd.__file__)
 built = [tasks.trivial(i=i, salt=uuid.uuid4().hex) for i in range({n})]
 start = time.perf_counter()
 sd.build(built, registry=None)
@@ -208,12 +209,21 @@ def part_in_process(a: argparse.Namespace) -> None:
                 env = {**os.environ, "PYTHONPATH": source, "STARDAG_HOME": store}
                 env.pop("STARDAG_TARGET_ROOTS", None)
                 code = IN_PROCESS.format(here=str(HERE), n=n)
+                # Run in the store: `-c` puts the working directory first on sys.path, and
+                # from a checkout's root that would import its stardag, not `source`'s.
                 out = subprocess.run(
-                    [sys.executable, "-c", code], env=env, capture_output=True, text=True
+                    [sys.executable, "-c", code],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    cwd=store,
                 )
                 if out.returncode:
                     sys.exit(f"{side}: {out.stderr}")
-                took[side].append(float(out.stdout.split()[-1]))
+                module, took_s = out.stdout.split()[-2:]
+                if not module.startswith(source):
+                    sys.exit(f"{side}: imported stardag from {module}, not from {source}")
+                took[side].append(float(took_s))
     ratio = median(took["ours"]) / median(took["baseline"])
     print(
         f"   baseline {median(took['baseline']):.2f} s, ours {median(took['ours']):.2f} s: "
