@@ -9,10 +9,11 @@ event loop) updates the graph under one lock and dispatches what became ready.
   next ready one itself, so a chain of sync tasks never waits on a thread hop.
   By default the pool is elastic: one worker to begin with, and another only
   while every worker has been on one task for `GROW_AFTER` with more waiting, so
-  short tasks do not fight over the GIL while slow or I/O-bound ones overlap. An
-  added worker retires when it finds no other worker held by a task that long: a
-  stall that grew the pool (a garbage collection, the OS preempting the thread)
-  costs one thread start, not a second thread for the rest of the build.
+  short tasks do not fight over the GIL while slow or I/O-bound ones overlap. A
+  worker retires after a short task when no other worker is held by one that long
+  (one worker always stays): a stall that grew the pool (a garbage collection, the
+  OS preempting the thread) costs one thread start, not a second thread for the
+  rest of the build.
 - Async tasks run on the event loop.
 - Sequential builds run everything on the event loop, one task at a time.
 
@@ -385,10 +386,11 @@ class Engine:
         return since is not None and since <= time.monotonic() - GROW_AFTER
 
     def retire(self, slot: int) -> bool:
-        """Between tasks: True if this added worker should end (the elastic pool shrinks).
+        """After a short task: True if this worker should end (the elastic pool shrinks).
 
         It stays while another worker is held by a task (the reason it was added), and
-        the last worker always stays.
+        the last worker always stays. (A worker whose own task was long stays too: the
+        worker loop asks only after a short one.)
         """
         with self.lock:
             if len(self.live) < 2 or any(self.held(s) for s in self.live if s != slot):
@@ -812,16 +814,16 @@ class Engine:
         busy = self.busy_since
         clock = time.monotonic
         while (item := self.sync_queue.get()) is not None:
-            busy[slot] = clock()
+            busy[slot] = began = clock()
             while item is not None:
                 self.local.next = None
                 self.run_sync(*item)
                 item, self.local.next = self.local.next, False
                 if item is not None:
-                    busy[slot] = clock()
+                    busy[slot] = began = clock()
             busy[slot] = None
-            if self.elastic and self.retire(slot):
-                return
+            if self.elastic and clock() - began < GROW_AFTER and self.retire(slot):
+                return  # its last task was short: so are others, likely
 
     def run_sync(self, node: Node, resume: Any) -> None:
         """Run (or resume) a sync task; on a yield, hand the generator to the loop."""
