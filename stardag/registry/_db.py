@@ -66,6 +66,10 @@ CONNECT_TIMEOUT_S = 10
 _DDL_LOCK = 0x5354_4444  # PostgreSQL advisory lock id of schema changes ("STDD")
 _RETRY_STATES = ("40001", "40P01")  # serialization failure, deadlock: the retry succeeds
 
+# Retry jitter from a generator of our own: the global one is the user's (and a
+# retry in a background thread must not move it under them).
+_JITTER = random.Random()
+
 
 def safe_url(url: str) -> str:
     """`url` with its password masked, as it may be shown or logged."""
@@ -140,7 +144,7 @@ class Registry:
             except DBAPIError as exc:
                 if not self._retryable(exc) or attempt == LOCK_RETRIES:
                     raise _translate(exc, self.url) from exc
-                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+                time.sleep(min(2.0, 0.05 * 2**attempt) * _JITTER.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
 
     def _retryable(self, exc: DBAPIError) -> bool:

@@ -54,6 +54,10 @@ STATEMENTS = 32
 LOCK_RETRIES = 8
 _PREFIX = "sqlite:///"
 
+# Retry jitter from a generator of our own: the global one is the user's (and a
+# retry in a background thread must not move it under them).
+_JITTER = random.Random()
+
 
 class LiteConnection:
     """A `sqlite3` connection inside one transaction, with the one method `_bulk` uses."""
@@ -110,7 +114,7 @@ class LiteRegistry:
                         f"registry {self.url} stayed locked by another process: {exc}",
                         url=self.url,
                     ) from exc
-                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+                time.sleep(min(2.0, 0.05 * 2**attempt) * _JITTER.uniform(0.5, 1.5))
             except sqlite3.Error as exc:
                 raise RegistryError(f"registry {self.url}: {exc}", url=self.url) from exc
         raise AssertionError("unreachable")
