@@ -66,6 +66,7 @@ class Child:
             try:
                 line = self.lines.get(timeout=60)
             except queue.Empty:
+                self.proc.kill()  # a stuck child must not outlive its test
                 pytest.fail(f"no {text!r} after 60 s; output so far:\n{''.join(self.seen)}")
             self.seen.append(line)
 
