@@ -254,7 +254,7 @@ def main() -> None:
         if g is not None:
             verdict = "met" if r["up_s"] < g else "NOT met"
             line += f"\n{'':13}goal: up < {g * 1e3:.0f} ms, {verdict}"
-            line += f" (the walk alone takes {r['walk_s'] / g:.0%} of it)"
+            line += f" (the walk alone takes {r['walk_s'] / g:.0%} of the goal)"
         print(line)
 
 
