@@ -132,6 +132,11 @@ _CANONICAL_JSON = json.JSONEncoder(
 )
 
 
+# Declared types whose exact instances pydantic validates and dumps unchanged: they are
+# encoded directly, the same bytes (not float: pydantic writes inf and nan as null).
+_PLAIN = (int, bool)  # (a str output is stored as text, not JSON)
+
+
 class JSONSerializer:
     """JSON through Pydantic: loads back the exact declared type (models, tuples, sets)."""
 
@@ -140,17 +145,22 @@ class JSONSerializer:
     def __init__(self, tp: Any, adapter: TypeAdapter[Any] | None = None) -> None:
         self.adapter: TypeAdapter[Any] = TypeAdapter(tp) if adapter is None else adapter
         self.type_name = _type_name(tp)
-        self.plain_int = tp is int
+        self.plain = tp if tp in _PLAIN else None
 
     def dump(self, value: Any, sink: IO[bytes]) -> None:
-        if self.plain_int and type(value) is int:  # the same bytes, without pydantic's round trip
-            try:
-                sink.write(str(value).encode())
-                return
-            except ValueError as exc:  # past Python's int-to-text digit limit, as json says
-                raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
+        plain = type(value) is self.plain  # pydantic's round trip would give it back as is
+        if not plain:
+            value = self._validated(value)
         try:
-            value = self.adapter.validate_python(value)  # numpy scalars pass, None for int not
+            if not plain:
+                value = self.adapter.dump_python(value, mode="json", warnings="error")
+            sink.write(_CANONICAL_JSON.encode(value).encode())
+        except (ValueError, TypeError) as exc:  # pydantic's errors derive from these
+            raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
+
+    def _validated(self, value: Any) -> Any:
+        try:
+            return self.adapter.validate_python(value)  # numpy scalars pass, None for int not
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
@@ -158,11 +168,6 @@ class JSONSerializer:
             raise SerializationError(
                 f"it does not validate as {self.type_name} ({problems})"
             ) from exc
-        try:
-            data = self.adapter.dump_python(value, mode="json", warnings="error")
-            sink.write(_CANONICAL_JSON.encode(data).encode())
-        except (ValueError, TypeError) as exc:  # pydantic's errors derive from these
-            raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
 
     def load(self, source: IO[bytes]) -> Any:
         return self.adapter.validate_json(source.read())

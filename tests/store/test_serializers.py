@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -92,6 +93,15 @@ def test_int_outputs_store_the_bytes_pydantic_gives(value: Any) -> None:
     adapter = pydantic.TypeAdapter(int)
     expected = str(adapter.dump_python(adapter.validate_python(value), mode="json")).encode()
     assert _dump(_serialize.serializer_for(int), value) == expected
+
+
+@pytest.mark.parametrize("value", [False, True])
+def test_bool_outputs_store_the_bytes_pydantic_gives(value: bool) -> None:
+    """A bool output, written without pydantic's round trip, has its bytes."""
+    adapter = pydantic.TypeAdapter(bool)
+    data = adapter.dump_python(adapter.validate_python(value), mode="json")
+    expected = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    assert _dump(_serialize.serializer_for(bool), value) == expected
 
 
 def test_an_int_past_the_digit_limit_is_a_serialization_error() -> None:
