@@ -125,17 +125,23 @@ def lineage(
     task that produced those bytes is a root of the graph. A list of them gives
     one graph with a root for each.
     """
-    from stardag.registry import _lineage, _lookup
+    from stardag.registry import _graph, _lineage, _lookup
     from stardag.registry._db import resolve
 
     opened = resolve(registry)
     refs = [task] if isinstance(task, (BaseTask, str)) else list(task)
 
-    def query(conn: Connection) -> LineageGraph:
+    def query(conn: Connection) -> tuple[list[str], set[str], list[tuple[str, str, str]]]:
         starts = list(dict.fromkeys(i for ref in refs for i in _lookup.task_ids(conn, ref)))
-        return _lineage.lineage(conn, starts, direction, depth)
+        return starts, *_lineage.walk(conn, starts, direction, depth)
 
-    return opened.read(query)
+    starts, ids, edges = opened.read(query)
+    graph = _graph.lazy(
+        tuple(starts), direction, ids, edges, lambda: opened.read(lambda c: _lineage.nodes(c, ids))
+    )
+    if opened.in_memory:  # its database lives only as long as its connection
+        graph.nodes  # noqa: B018  # read the nodes now
+    return graph
 
 
 def history(

@@ -13,8 +13,8 @@ import datetime
 import functools
 import heapq
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from stardag.registry._params import distinguishing
@@ -105,21 +105,67 @@ class LineageEdge:
     kind: str
 
 
-@dataclass
 class LineageGraph:
-    """The tasks around `roots`, upstream, downstream or both, and the edges among them."""
+    """The tasks around `roots`, upstream, downstream or both, and the edges among them.
 
-    roots: tuple[str, ...]
-    direction: str
-    nodes: dict[str, LineageNode]
-    edges: list[LineageEdge]
-    _deps: dict[str, list[LineageEdge]] = field(default_factory=dict, repr=False)
-    _users: dict[str, list[LineageEdge]] = field(default_factory=dict, repr=False)
+    A graph from `sd.registry.lineage` knows its task ids and edges at once and
+    reads its nodes (specs, code, newest outputs) from the registry in one query
+    when first asked for them: counting, membership and walking the edges cost no
+    node. Nodes read later show the registry as it is then.
+    """
 
-    def __post_init__(self) -> None:
-        keys = {(e.task_id, e.dep_id, e.kind): e for e in self.edges}
-        self.edges = [keys[key] for key in sorted(keys)]
+    def __init__(
+        self,
+        roots: tuple[str, ...],
+        direction: str,
+        nodes: dict[str, LineageNode],
+        edges: list[LineageEdge],
+    ) -> None:
+        keys = {(e.task_id, e.dep_id, e.kind): e for e in edges}
+        self.roots, self.direction = roots, direction
+        self._nodes: dict[str, LineageNode] | None = nodes
+        self._ids: Collection[str] = nodes.keys()
+        self._load: Callable[[], dict[str, LineageNode]] | None = None
+        self._edges: list[LineageEdge] | None = [keys[key] for key in sorted(keys)]
+        self._pairs: list[tuple[str, str, str]] = []
+        self._deps: dict[str, list[LineageEdge]] = {}
+        self._users: dict[str, list[LineageEdge]] = {}
         self._indexed = False
+
+    @property
+    def nodes(self) -> dict[str, LineageNode]:
+        """Every node by task id (read from the registry on first use)."""
+        nodes = self._nodes
+        if nodes is None:
+            assert self._load is not None
+            nodes = self._nodes = self._load()
+        return nodes
+
+    @property
+    def edges(self) -> list[LineageEdge]:
+        """Every edge once, sorted by (task_id, dep_id, kind)."""
+        edges = self._edges
+        if edges is None:
+            edges = self._edges = [_edge(*pair) for pair in sorted(set(self._pairs))]
+        return edges
+
+    def __repr__(self) -> str:
+        return (
+            f"LineageGraph(roots={self.roots!r}, direction={self.direction!r}, "
+            f"nodes={len(self)}, edges={len(self.edges)})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LineageGraph):
+            return NotImplemented
+        return (self.roots, self.direction, self.nodes, self.edges) == (
+            other.roots,
+            other.direction,
+            other.nodes,
+            other.edges,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
 
     def _index(self) -> None:
         """Index the edges by either end, once, when a walk first needs it."""
@@ -142,10 +188,10 @@ class LineageGraph:
         self._deps, self._users, self._indexed = deps, users, True
 
     def __len__(self) -> int:
-        return len(self.nodes)
+        return len(self._ids)
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self.nodes
+        return task_id in self._ids
 
     def __getitem__(self, task_id: str) -> LineageNode:
         return self.nodes[task_id]
@@ -222,16 +268,36 @@ def assemble(
     nodes: dict[str, LineageNode],
     edges: list[tuple[str, str, str]],
 ) -> LineageGraph:
-    """A graph from edges as (task_id, dep_id, kind) tuples, in any order, repeats allowed.
+    """A graph from edges as (task_id, dep_id, kind) tuples, in any order, repeats allowed."""
+    return lazy(roots, direction, nodes.keys(), edges, lambda: nodes)
 
-    Tuples sort and deduplicate in C (dataclass instances would hash and compare
-    field by field in Python); only the unique edges become `LineageEdge`s.
+
+def lazy(
+    roots: tuple[str, ...],
+    direction: str,
+    ids: Collection[str],
+    edges: list[tuple[str, str, str]],
+    load: Callable[[], dict[str, LineageNode]],
+) -> LineageGraph:
+    """A graph of the task ids `ids` whose nodes `load` reads when first needed.
+
+    Edges come as (task_id, dep_id, kind) tuples, in any order, repeats allowed:
+    they sort and deduplicate in C when first asked for (dataclass instances would
+    hash and compare field by field in Python), and only then become `LineageEdge`s.
     """
     graph = _new(LineageGraph)
-    graph.roots, graph.direction, graph.nodes = roots, direction, nodes
-    graph.edges = [LineageEdge(*edge) for edge in sorted(set(edges))]
+    graph.roots, graph.direction = roots, direction
+    graph._nodes, graph._ids, graph._load = None, ids, load
+    graph._edges, graph._pairs = None, edges
     graph._deps, graph._users, graph._indexed = {}, {}, False
     return graph
+
+
+def _edge(task_id: str, dep_id: str, kind: str) -> LineageEdge:
+    """A `LineageEdge` without the frozen `__init__`'s call per field."""
+    edge = _new(LineageEdge)
+    edge.__dict__.update(task_id=task_id, dep_id=dep_id, kind=kind)
+    return edge
 
 
 # -- renderings: text tree, Mermaid, Graphviz DOT (labels escaped for each) -------------

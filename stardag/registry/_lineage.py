@@ -1,22 +1,24 @@
-"""`lineage`: one recursive SQL query from the start tasks through the edges.
+"""`lineage`: one recursive SQL walk from the start tasks, then one query for the nodes.
 
-The query walks the task ids reachable upstream (task -> dependency),
+The walk follows the task ids reachable upstream (task -> dependency),
 downstream (dependency -> task) or both, to an optional depth, and returns in
-one result every reached task with its newest output and every edge among them
-it crossed: no query per node. Without a depth limit the walk's `UNION` keeps
-each task id once, so a 10,000-task DAG is one pass over its edges, and each
-reached task costs one lookup of its row, its newest output and that output's run.
-The rows become nodes and edges without SQLAlchemy's per-row objects.
+one result every edge it crossed: no query per node. Without a depth limit the
+walk's `UNION` keeps each task id once, so a 10,000-task DAG is one pass over its
+edges. The graph's task ids are the starts and the ends of those edges; their
+nodes (each task's row, its newest output and that output's run) come from a
+second statement over all of them at once, run when a caller first needs a node:
+counting a lineage or walking its edges reads no spec, output or run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, text
 
-from stardag.registry._graph import LineageGraph, LineageNode, assemble
+from stardag.registry._graph import LineageGraph, LineageNode, lazy
 from stardag.registry._info import when
 
 Direction = Literal["up", "down", "both"]
@@ -47,38 +49,40 @@ _NEWEST = {
 }
 
 _NODES = """
-SELECT 'node' AS row_kind, t.id AS a, t.namespace AS b, t.name AS c, t.version AS d,
-       t.spec AS e, t.module AS f, t.qualname AS g,
-       COALESCE(r.fingerprint, t.fingerprint) AS h,
-       o.digest AS i, o.serializer AS j, o.size_raw AS k, o.size_stored AS l,
-       o.created AS m, o.build_id AS n
-FROM reached x
-JOIN tasks t ON t.id = x.id
+SELECT t.id, t.namespace, t.name, t.version, t.spec, t.module, t.qualname,
+       COALESCE(r.fingerprint, t.fingerprint),
+       o.digest, o.serializer, o.size_raw, o.size_stored, o.created, o.build_id
+FROM {ids}
+JOIN tasks t ON t.id = j.id
 {newest}
 LEFT JOIN runs r ON r.build_id = o.build_id AND r.task_id = o.task_id
 """
 
-_EDGES = """
-SELECT 'edge', e.task_id, e.dep_id, e.kind, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL
-FROM {source}
-"""
+# The task ids a node query asks for, bound as one parameter: SQLite reads a JSON
+# array (CROSS JOIN: loop over the ids, look each up), PostgreSQL an array.
+_IDS = {
+    "sqlite": "(SELECT value AS id FROM json_each(:ids)) j CROSS",
+    "other": "unnest(CAST(:ids AS VARCHAR[])) AS j(id)",
+}
+
+_EDGES = "SELECT e.task_id, e.dep_id, e.kind FROM {source}"
 
 
 def lineage_sql(direction: Direction, depth_limited: bool, dialect: str = "sqlite") -> str:
-    """The one statement that answers a lineage question (in `dialect`'s SQL)."""
+    """The walk that answers a lineage question: every edge it crosses (task, dep, kind).
+
+    The same SQL on every dialect (`dialect` is kept for callers that pass it).
+    """
     ways = ["up", "down"] if direction == "both" else [direction]
     ctes = [_STARTS, *(_walk(way, depth_limited) for way in ways)]
-    ctes.append("reached(id) AS (" + " UNION ".join(f"SELECT id FROM {w}" for w in ways) + ")")
-    newest = _NEWEST["sqlite" if dialect == "sqlite" else "other"]
     edges = [_EDGES.format(source=_crossed(way, depth_limited)) for way in ways]
-    return (
-        "WITH RECURSIVE "
-        + ",\n".join(ctes)
-        + "\n"
-        + _NODES.format(newest=newest)
-        + "".join("UNION ALL" + e for e in edges)
-    )
+    return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(edges)
+
+
+def nodes_sql(dialect: str = "sqlite") -> str:
+    """The statement that reads the nodes of the task ids bound as `:ids`."""
+    kind = "sqlite" if dialect == "sqlite" else "other"
+    return _NODES.format(ids=_IDS[kind], newest=_NEWEST[kind])
 
 
 def _crossed(way: str, depth_limited: bool) -> str:
@@ -114,30 +118,40 @@ def _walk(way: str, depth_limited: bool) -> str:
     )
 
 
+Edge = tuple[str, str, str]
+
+
 def lineage(
     conn: Connection, starts: Sequence[str], direction: Direction, depth: int | None
 ) -> LineageGraph:
-    """The lineage graph around `starts` (task ids the registry knows)."""
+    """The lineage graph around `starts` (task ids the registry knows), nodes read now."""
+    ids, edges = walk(conn, starts, direction, depth)
+    found = nodes(conn, ids)
+    return lazy(tuple(starts), direction, found.keys(), edges, lambda: found)
+
+
+def walk(
+    conn: Connection, starts: Sequence[str], direction: Direction, depth: int | None
+) -> tuple[set[str], list[Edge]]:
+    """The task ids of the lineage around `starts` and the edges among them (with repeats).
+
+    The ids are the starts and every task an edge names, known to the registry or not.
+    """
     if direction not in ("up", "down", "both"):
         raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"depth must be None or at least 0, not {depth}")
-    nodes, edges = _query(conn, starts, direction, None if depth is None else max(depth, 1))
-    if depth == 0:
-        nodes = {k: v for k, v in nodes.items() if k in starts}
-        edges = []
-    named = {*starts}
+    edges = _crossed_edges(conn, starts, direction, depth) if depth != 0 else []
+    ids = set(starts)
     for task_id, dep_id, _ in edges:
-        named.add(task_id)
-        named.add(dep_id)
-    for task_id in named.difference(nodes):
-        nodes[task_id] = LineageNode.unknown(task_id)
-    return assemble(tuple(starts), direction, nodes, edges)
+        ids.add(task_id)
+        ids.add(dep_id)
+    return ids, edges
 
 
-def _query(
+def _crossed_edges(
     conn: Connection, starts: Sequence[str], direction: Direction, depth: int | None
-) -> tuple[dict[str, LineageNode], list[tuple[str, str, str]]]:
+) -> list[Edge]:
     sql = text(lineage_sql(direction, depth is not None, conn.dialect.name))
     sql = sql.bindparams(bindparam("starts", expanding=True))
     params: dict[str, Any] = {"starts": list(starts)}
@@ -145,18 +159,29 @@ def _query(
         params["depth"] = depth
     if conn.dialect.name == "postgresql":
         plan_for_walks(conn)
+    return list(_fetch(conn, sql, params))
+
+
+def nodes(conn: Connection, ids: Collection[str]) -> dict[str, LineageNode]:
+    """The node of each task id, in one statement; an id without a task row is unknown."""
+    dialect = conn.dialect.name
+    listed = list(ids)
+    bound: Any = json.dumps(listed) if dialect == "sqlite" else listed
+    found: dict[str, LineageNode] = {}
+    make = LineageNode.from_row
+    for row in _fetch(conn, text(nodes_sql(dialect)), {"ids": bound}):
+        if row[0] not in found:  # outputs tied on `created` may repeat a task
+            found[row[0]] = make(row[:12], when(row[12]), row[13])
+    for task_id in listed:
+        if task_id not in found:
+            found[task_id] = LineageNode.unknown(task_id)
+    return found
+
+
+def _fetch(conn: Connection, sql: Any, params: dict[str, Any]) -> Sequence[Any]:
+    """Every row as the driver's plain tuple: a Row object per row costs a big lineage
+    a fifth of its time, and every column here is a plain str, float or int."""
     result = conn.execute(sql, params)
-    # Plain DBAPI tuples: building a Row object per node and edge costs a 10,000-task
-    # lineage a fifth of its time, and every column here is a plain str, float or int.
     rows = result.cursor.fetchall() if result.cursor is not None else result.fetchall()
     result.close()
-    nodes: dict[str, LineageNode] = {}
-    edges: list[tuple[str, str, str]] = []
-    make = LineageNode.from_row
-    for row in rows:
-        if row[0] == "node":
-            if row[1] not in nodes:
-                nodes[row[1]] = make(row[1:13], when(row[13]), row[14])
-        else:
-            edges.append((row[1], row[2], row[3]))
-    return nodes, edges
+    return rows

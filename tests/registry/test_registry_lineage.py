@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, event, text
 
 import stardag as sd
 from stardag._hashing import digest_bytes
@@ -158,6 +158,56 @@ def test_a_fetched_graph_equals_one_made_by_the_public_constructors() -> None:
         assert fetched.dependents(task_id) == remade.dependents(task_id)
     assert fetched.to_json() == remade.to_json() and fetched.to_text() == remade.to_text()
     assert fetched[top.id].params == {"n": 2} and fetched[top.id].created is not None
+
+
+def test_a_lineage_reads_its_nodes_in_one_statement_when_first_needed() -> None:
+    """Counting a lineage, testing membership and walking its edges read no node; the
+    first node asked for reads them all in one statement, and only once."""
+    top = diamond()
+    sd.build(top)
+    registry = sd.registry.open()
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        if args[2].lstrip().startswith(("SELECT", "WITH")):  # not BEGIN, SET LOCAL
+            statements.append(args[2])
+
+    event.listen(registry.engine, "before_cursor_execute", count)
+    try:
+        graph = sd.registry.lineage(top, registry=registry)
+        statements.clear()
+        assert len(graph) == 4 and top.a.id in graph and len(graph.edges) == 4
+        assert {e.dep_id for e in graph.dependencies(top.id)} == {top.a.id, top.b.id}
+        assert statements == []
+        assert graph[top.id].params["a"] == {"$task": top.a.id}
+        assert [n.label for n in graph][-1].endswith("pair") and graph.to_text()
+        assert len(statements) == 1 and "RECURSIVE" not in statements[0]  # no second walk
+    finally:
+        event.remove(registry.engine, "before_cursor_execute", count)
+
+
+def test_a_lineage_reads_its_nodes_after_its_registry_was_closed() -> None:
+    """A closed registry reopens to read a graph's nodes (the graph outlives the call)."""
+    top = diamond()
+    sd.build(top)
+    registry = sd.registry.open()
+    graph = sd.registry.lineage(top, registry=registry)
+    registry.close()
+    assert graph[top.id].digest is not None and graph[top.a.id].known
+
+
+@pytest.mark.sqlite_only
+def test_an_in_memory_registry_lineage_reads_its_nodes_at_once() -> None:
+    """An in-memory registry's data dies with its connection: its graphs read their nodes
+    during the call, and still show them after the registry was closed."""
+    registry = sd.registry.open("sqlite://")
+    try:
+        top = diamond()
+        sd.build(top, registry=registry)
+        graph = sd.registry.lineage(top, registry=registry)
+    finally:
+        registry.close()
+    assert graph[top.id].digest is not None and len(list(graph)) == 4
 
 
 @pytest.mark.postgresql_only
