@@ -6,6 +6,13 @@ twice at once, even for two builds on one cluster; a task submitted again after
 its dynamic dependencies were built gets `stardag-<task id>-<n>`. Futures are
 released as soon as their outcome is read, so the cluster keeps no results.
 
+Outcomes travel by push: the worker logs each outcome as an event on this
+build's own topic, which reaches the coordinator through the scheduler's
+batched stream ahead of the future's completion. A `gather` per outcome (a
+request to the scheduler, which fetches from the worker) cost a round trip
+across three processes per task; the future's value remains the fallback for
+an outcome that did not come by push.
+
 Invariant: a worker that dies mid-task is Dask's to handle: the scheduler runs
 the task again elsewhere (up to `distributed.scheduler.allowed-failures`), then
 gives up (`KilledWorker`), which fails the task with `WorkerLostError`. Either
@@ -15,6 +22,7 @@ way the dead worker published nothing: the store writes blob then record.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -37,13 +45,20 @@ if TYPE_CHECKING:
 Future: TypeAlias = Any
 
 
-def run_on_worker(payload: bytes) -> bytes:
-    """The function Dask runs: one stardag job on this worker."""
+def run_on_worker(payload: bytes, key: str | None = None, topic: str | None = None) -> bytes:
+    """The function Dask runs: one stardag job on this worker.
+
+    With a `topic`, the outcome is also pushed to the coordinator as an event
+    `[key, outcome]` (see the module's docstring); it is returned either way.
+    """
     try:
-        address: str | None = distributed.get_worker().address
+        worker: Any = distributed.get_worker()
     except ValueError:  # not on a worker (a local scheduler): no address to name
-        address = None
-    return run_job(payload, DaskExecutor.name, address)
+        worker = None
+    outcome = run_job(payload, DaskExecutor.name, None if worker is None else worker.address)
+    if worker is not None and topic is not None:
+        worker.log_event(topic, [key, outcome])
+    return outcome
 
 
 class DaskExecutor(ShippingExecutor):
@@ -82,16 +97,26 @@ class DaskExecutor(ShippingExecutor):
         )
         self._gatherer = _Gatherer(self._client)
         self._completions = _Completions(self._client)
+        self._topic = f"stardag-outcomes-{uuid.uuid4().hex}"
+        self._pushed: dict[str, bytes] = {}
+        self._client.subscribe_topic(self._topic, self._on_pushed)
 
     async def teardown(self) -> None:
         """Close this build's client (a client you gave is never closed)."""
         self._payloads.clear()
         self._attempts.clear()
+        self._pushed.clear()
         if self._completions is not None:
             self._completions.close()
         client, self._client = self._client, None
         if client is not None:
+            client.unsubscribe_topic(self._topic)
             await client.close()
+
+    def _on_pushed(self, event: tuple[float, list[Any]]) -> None:
+        """Keep an outcome a worker pushed until its future's completion asks for it."""
+        key, outcome = event[1]
+        self._pushed[key] = outcome
 
     async def cancel(self, task: BaseTask) -> None:
         """Cancel the task's future."""
@@ -105,6 +130,13 @@ class DaskExecutor(ShippingExecutor):
         await self._completions.finished(future)
         if future.status != "finished":
             return await future  # raises its error: cancelled, KilledWorker
+        pushed = self._pushed.pop(future.key, None)
+        if pushed is not None:
+            return pushed
+        return await self._fetch(future)
+
+    async def _fetch(self, future: Future) -> Any:
+        """A finished future's value from its worker: for an outcome that was not pushed."""
         return await self._gatherer.get(future)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -118,7 +150,9 @@ class DaskExecutor(ShippingExecutor):
         attempt = self._attempts.get(task.id, 0)
         self._attempts[task.id] = attempt + 1
         key = f"stardag-{task.id}" + (f"-{attempt}" if attempt else "")
-        future = self.client.submit(run_on_worker, payload, key=key, pure=False, retries=0)
+        future = self.client.submit(
+            run_on_worker, payload, key, self._topic, key=key, pure=False, retries=0
+        )
         self._futures[task.id] = future
         try:
             data: bytes = await self._result(future)

@@ -49,6 +49,43 @@ def test_dag_runs_on_the_workers_and_the_coordinator_records_it(
         assert not (home / "store").exists() and not (home / "registry.db").exists()
 
 
+class _CountingFetches(DaskExecutor):
+    """Counts outcomes fetched from a worker; with `drop_pushed`, ignores every push."""
+
+    def __init__(self, client: distributed.Client, *, drop_pushed: bool = False) -> None:
+        super().__init__(client)
+        self.fetched = 0
+        self.drop_pushed = drop_pushed
+
+    def _on_pushed(self, event: tuple[float, list[Any]]) -> None:
+        if not self.drop_pushed:
+            super()._on_pushed(event)
+
+    async def _fetch(self, future: Any) -> Any:
+        self.fetched += 1
+        return await super()._fetch(future)
+
+
+def test_outcomes_come_by_push_not_one_fetch_per_task(dask_client: distributed.Client) -> None:
+    """Each worker pushes its outcome ahead of the future's completion: nothing is fetched."""
+    executor = _CountingFetches(dask_client)
+    parts = [t.square(x=100 + i) for i in range(12)]
+    sd.build(t.Total(parts=parts), task_executor=executor)
+    assert t.Total(parts=parts).load() == sum((100 + i) ** 2 for i in range(12))
+    assert executor.fetched == 0
+
+
+def test_an_outcome_that_was_not_pushed_is_fetched_from_its_worker(
+    dask_client: distributed.Client,
+) -> None:
+    """Without the push (lost, late), the build reads each outcome from its future instead."""
+    executor = _CountingFetches(dask_client, drop_pushed=True)
+    parts = [t.square(x=200 + i) for i in range(3)]
+    sd.build(t.Total(parts=parts), task_executor=executor)
+    assert t.Total(parts=parts).load() == sum((200 + i) ** 2 for i in range(3))
+    assert executor.fetched == 4
+
+
 def test_dynamic_dependencies_and_async_tasks_on_dask(dask_client: distributed.Client) -> None:
     """A yielding task is re-run on a worker after what it yielded is built; async runs too."""
     fanout, double = t.Fanout(n=4), t.async_double(x=5)
