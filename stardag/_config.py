@@ -14,7 +14,9 @@
 Precedence, for every setting: environment variables, then the active profile
 (project file, then user file), then the defaults under `STARDAG_HOME`. Nothing
 is read at import, so a program or a test can switch roots at run time; the
-files are re-read when they change.
+files are re-read when they change. A build resolves the profile and the roots
+once, when it starts (`pinned_profile`, `pinned_roots`): its tasks all see one
+configuration, however the environment changes while it runs.
 
 ```toml
 [default]
@@ -272,6 +274,31 @@ def pinned_profile() -> Iterator[Profile | None]:
         yield profile
     finally:
         PINNED_PROFILE.reset(token)
+
+
+@contextmanager
+def pinned_roots() -> Iterator[None]:
+    """Resolve the target roots once and use them for the rest of this context (one build).
+
+    Every task of a build looks up its root at least twice (is it complete, then its
+    save), each a read of the environment; pinned, a look-up is one dict access, and
+    the build's tasks all write where it began, as its remote workers already do
+    (they get the roots it resolved). Roots that cannot be resolved (a malformed
+    `STARDAG_TARGET_ROOTS`) are left unpinned: the error comes where a task uses them.
+    """
+    if ROOTS_OVERRIDE.get() is not None:  # a worker's, or an enclosing build's
+        yield
+        return
+    try:
+        roots = target_roots()
+    except ConfigError:
+        yield
+        return
+    token = ROOTS_OVERRIDE.set(roots)
+    try:
+        yield
+    finally:
+        ROOTS_OVERRIDE.reset(token)
 
 
 def active_profile() -> Profile | None:

@@ -37,6 +37,8 @@ from stardag.build._executor import TaskExecutor
 from stardag.build._interrupt import Interrupts
 from stardag.build._limits import ConcurrencyConfig
 from stardag.build._summary import BuildSummary, FailMode
+from stardag.remote import _config as _remotes_config
+from stardag.store._store import pinned_settings
 from stardag.task._base import BaseTask
 
 if TYPE_CHECKING:
@@ -184,9 +186,15 @@ async def _build(
         task_executor = _sync_in_processes(task_executor)
     interrupts = _INTERRUPTS.get() or Interrupts()
     _INTERRUPTS.set(None)  # a build nested in this one's tasks routes nothing of ours
-    # SIGINT is ours from here on, even before the engine exists; the config files are
-    # read once, not at every completeness check.
-    with interrupts.routing(), _config.pinned_profile():
+    # SIGINT is ours from here on, even before the engine exists; the configuration
+    # (profile, roots, remote, store settings) is resolved once, not for every task.
+    with (
+        interrupts.routing(),
+        _config.pinned_profile(),
+        _config.pinned_roots(),
+        _remotes_config.pinned(),
+        pinned_settings(),
+    ):
         summary = BuildSummary(build_id=uuid.uuid4().hex)
         roots = _as_list(tasks)
         recorder = _start_recorder(registry, summary.build_id, roots)

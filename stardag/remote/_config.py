@@ -14,7 +14,8 @@ untrusted and not written through.
 
 The active remote is asked about for every task of every build (read-through), so
 it is cached per (`STARDAG_HOME`, `STARDAG_REMOTE`) and re-read when this process
-changes the file. Another process's edit is seen by the next process.
+changes the file. Another process's edit is seen by the next process. A build looks
+it up once, when it starts (`pinned`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stardag._config import active_profile, stardag_home
-from stardag._errors import RemoteError, UnknownRemoteError
+from stardag._errors import ConfigError, RemoteError, UnknownRemoteError
 
 ENV_VAR = "STARDAG_REMOTE"
 FILE_NAME = "remotes.json"
@@ -159,9 +163,35 @@ def resolve(name_or_url: str | None = None) -> Remote:
     return _lookup(name_or_url, load())
 
 
+_PINNED: ContextVar[tuple[Remote | None] | None] = ContextVar("stardag_remote", default=None)
+
+
+@contextmanager
+def pinned() -> Iterator[None]:
+    """Look up the active remote once and use it for the rest of this context (one build).
+
+    A build asks for it at every task's completeness check (four reads of the
+    environment each). A remote setting that is not valid is left unpinned: the error
+    comes where it is used, as before.
+    """
+    try:
+        remote = active()
+    except (RemoteError, ConfigError):
+        yield
+        return
+    token = _PINNED.set((remote,))
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def active() -> Remote | None:
     """The remote builds read through: `STARDAG_REMOTE`, else the active profile's remote,
     else the configured default."""
+    pinned = _PINNED.get()
+    if pinned is not None:
+        return pinned[0]
     override = os.environ.get(ENV_VAR)
     if override is None:
         profile = active_profile()  # a profile's remote, below the environment

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Collection, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, Protocol
 
@@ -86,8 +87,17 @@ class Backend(Protocol):
 SMALL_READ = 8192  # one read for a file smaller than this (records); a larger buffer costs more
 
 
+PINNED_FSYNC: ContextVar[bool | None] = ContextVar("stardag_fsync", default=None)
+
+
 def fsync_enabled() -> bool:
-    """Whether writes are fsynced before publishing (`STARDAG_FSYNC=1`; default off)."""
+    """Whether writes are fsynced before publishing (`STARDAG_FSYNC=1`; default off).
+
+    Read when asked, unless pinned in this context (`PINNED_FSYNC`: one build).
+    """
+    pinned = PINNED_FSYNC.get()
+    if pinned is not None:
+        return pinned
     return os.environ.get("STARDAG_FSYNC", "0").lower() in ("1", "true", "yes")
 
 

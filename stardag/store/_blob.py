@@ -31,6 +31,7 @@ import io
 import os
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -80,11 +81,20 @@ class Compression:
 
     @classmethod
     def from_env(cls) -> Compression:
-        """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default: cores, up to 4)."""
+        """`STARDAG_ZSTD_LEVEL` (default 1) and `STARDAG_ZSTD_THREADS` (default: cores, up to 4).
+
+        Read when asked, unless pinned in this context (`PINNED_COMPRESSION`: one build).
+        """
+        pinned = PINNED_COMPRESSION.get()
+        if pinned is not None:
+            return pinned
         environ = os.environ
         return _compression(
             environ.get("STARDAG_ZSTD_LEVEL", ""), environ.get("STARDAG_ZSTD_THREADS", "")
         )
+
+
+PINNED_COMPRESSION: ContextVar[Compression | None] = ContextVar("stardag_compression", default=None)
 
 
 @functools.lru_cache(maxsize=16)

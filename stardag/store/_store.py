@@ -24,13 +24,15 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from stardag import _hashing
-from stardag._errors import BlobNotFoundError, InvalidKeyError
-from stardag.store._backends import Backend, FileStat, LocalBackend
+from stardag._errors import BlobNotFoundError, InvalidKeyError, StardagError
+from stardag.store._backends import PINNED_FSYNC, Backend, FileStat, LocalBackend, fsync_enabled
 from stardag.store._blob import (
+    PINNED_COMPRESSION,
     SMALL_BLOB,
     STEP,
     BlobInfo,
@@ -399,6 +401,27 @@ def _missing(digest: str, task_id: str | None) -> BlobNotFoundError:
         digest=digest,
         task_id=task_id,
     )
+
+
+@contextmanager
+def pinned_settings() -> Iterator[None]:
+    """Read the store's settings from the environment once, for this context (one build).
+
+    Each output written asks for the compression settings and whether to fsync:
+    three reads of the environment per task otherwise. Settings that do not parse
+    are left unpinned, so the error comes where an output is written, as before.
+    """
+    try:
+        compression, fsync = Compression.from_env(), fsync_enabled()
+    except StardagError:
+        yield
+        return
+    tokens = PINNED_COMPRESSION.set(compression), PINNED_FSYNC.set(fsync)
+    try:
+        yield
+    finally:
+        PINNED_FSYNC.reset(tokens[1])
+        PINNED_COMPRESSION.reset(tokens[0])
 
 
 _STORES: dict[str, Store] = {}

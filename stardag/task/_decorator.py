@@ -62,13 +62,16 @@ class FunctionTask(Task[T]):
         return await cls.__stardag_func__(*args, **kwargs)
 
     def requires(self) -> dict[str, BaseTask] | None:
-        deps = {name: getattr(self, name) for name in type(self).model_fields}
-        found = {name: value for name, value in deps.items() if isinstance(value, BaseTask)}
+        found = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, BaseTask):
+                found[name] = value
         return found or None
 
     def _inputs(self) -> dict[str, Any]:
         inputs = {}
-        for name in type(self).model_fields:
+        for name in _field_names(type(self)):
             if name != "version":
                 value = getattr(self, name)
                 inputs[name] = value.load() if isinstance(value, LoadableTask) else value
@@ -85,6 +88,17 @@ class FunctionTask(Task[T]):
             self.run()
             return
         self._save(await type(self).__stardag_func__(**self._inputs()))
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[FunctionTask[Any]]) -> tuple[str, ...]:
+    """The class's field names, worked out once (every task asks twice per build)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(cls.model_fields)
+    return names
 
 
 @overload
