@@ -185,6 +185,31 @@ def test_roots_are_read_at_use_time(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert task.complete()
 
 
+@sd.task
+def moves_the_root(to: str) -> int:
+    os.environ["STARDAG_TARGET_ROOTS__DEFAULT"] = to
+    return 1
+
+
+@sd.task
+def after_the_move(moved: sd.Depends[int]) -> int:
+    return moved + 1
+
+
+def test_a_build_writes_under_the_roots_it_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that changes the roots while its build runs moves nothing of that build."""
+    monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", str(tmp_path / "one"))
+    root = after_the_move(moved=moves_the_root(to=str(tmp_path / "two")))
+    sd.build(root, registry=None)
+    assert os.environ["STARDAG_TARGET_ROOTS__DEFAULT"] == str(tmp_path / "two")
+    assert not root.complete()  # asked outside the build: the root now configured
+    for task in (root, root.moved):
+        assert (tmp_path / "one" / record_path(task.id)).is_file()
+    assert not (tmp_path / "two").exists()
+
+
 def test_memory_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """An fsspec `memory://` root works as a store."""
     monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", "memory://stardag-test-stored")
