@@ -884,13 +884,12 @@ class Engine:
                     self.claimer.release(node.id, None)
                 return True
             self.running[node.id] = node
-            node.task._set_run_state({"dynamic": [], "gate": self.gate})
+            # What the task requires, as discovered: its save records it without
+            # calling requires() again.
+            requires = [d.id for d in node.deps]
+            node.task._set_run_state({"dynamic": [], "gate": self.gate, "requires": requires})
             if self.listeners:  # (the event's fields cost something to gather)
-                self.emit(
-                    EventKind.TASK_STARTED,
-                    task=node.task,
-                    requires=tuple(d.id for d in node.deps),
-                )
+                self.emit(EventKind.TASK_STARTED, task=node.task, requires=tuple(requires))
         return False
 
     def end(self, node: Node, record: Any, error: BaseException | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
@@ -128,10 +129,24 @@ def _open_creating_dirs(path: str) -> IO[bytes]:
         return open(path, "wb")  # closed by the caller
 
 
+_STAGING = itertools.count()
+_STAGING_PREFIX = [os.urandom(8).hex()]  # this process's own (a forked child draws anew)
+os.register_at_fork(after_in_child=lambda: _STAGING_PREFIX.__setitem__(0, os.urandom(8).hex()))
+
+
+def _staging_name() -> str:
+    """A temporary file name no other writer uses: this process's random prefix, a count.
+
+    Unique across processes and machines (the prefix) and across this process's threads
+    (`itertools.count` is atomic), without a system call for randomness per file.
+    """
+    return f"{_STAGING_PREFIX[0]}-{next(_STAGING)}"
+
+
 class _LocalStaged:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
-        self.tmp_path = os.path.join(backend.root, TMP_DIR, os.urandom(16).hex())
+        self.tmp_path = os.path.join(backend.root, TMP_DIR, _staging_name())
         self._durable = fsync_enabled()
         self._written = self._flushed = 0
         try:

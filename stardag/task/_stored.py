@@ -79,6 +79,10 @@ class Output(Generic[T]):
         except BaseException:
             writer.abort()
             raise
+        state = task._run_state
+        requires = None if state is None else state.get("requires")
+        if requires is None:  # saved outside a build's engine
+            requires = [dep.id for dep in flatten_task_struct(task.requires())]
         record = ActionRecord(
             task_id=task.id,
             spec=task.spec(),
@@ -88,11 +92,10 @@ class Output(Generic[T]):
             size_stored=info.size_stored,
             compression=info.compression,
             created=now_iso(),
-            requires=[dep.id for dep in flatten_task_struct(task.requires())],
-            dynamic=list(task._run_state.get("dynamic", ())) if task._run_state else [],
+            requires=requires,
+            dynamic=list(state.get("dynamic", ())) if state else [],
             inline=base64.b64encode(info.inline).decode() if info.inline is not None else None,
         )
-        state = task._run_state
         if state is None:
             store.publish_record(record)
             return record
