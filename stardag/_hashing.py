@@ -74,6 +74,7 @@ def new_hasher() -> Any:
 
 
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
+HEX_KEY_FULLMATCH = _HEX_KEY.fullmatch  # a str of a key's shape: a match, else None
 
 
 def is_hex_key(value: str) -> bool:

@@ -163,8 +163,9 @@ class PublishGate:
     """Lets a build's tasks publish action records until it is abandoned, never after."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._in_flight = 0
+        self._drained = threading.Event()  # set once closed with nothing in flight
         self.closed = False
 
     def check(self, task_id: str) -> None:
@@ -175,25 +176,39 @@ class PublishGate:
                 task_id=task_id,
             )
 
-    @contextlib.contextmanager
-    def publishing(self, task_id: str) -> Iterator[None]:
+    def publishing(self, task_id: str) -> _Publishing:
         """Publish inside this block, or raise `BuildInterruptedError` if abandoned."""
-        with self._cond:
-            self.check(task_id)
-            self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._in_flight -= 1
-                self._cond.notify_all()
+        return _Publishing(self, task_id)
 
     def close(self) -> None:
         """Refuse new publishes; return once those in flight are done."""
-        with self._cond:
+        with self._lock:
             self.closed = True
-            while self._in_flight:
-                self._cond.wait()
+            if not self._in_flight:
+                return
+        self._drained.wait()
+
+
+class _Publishing:
+    """`PublishGate.publishing`'s block (a plain class: every task enters one)."""
+
+    __slots__ = ("gate", "task_id")
+
+    def __init__(self, gate: PublishGate, task_id: str) -> None:
+        self.gate, self.task_id = gate, task_id
+
+    def __enter__(self) -> None:
+        gate = self.gate
+        with gate._lock:
+            gate.check(self.task_id)
+            gate._in_flight += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        gate = self.gate
+        with gate._lock:
+            gate._in_flight -= 1
+            if gate.closed and not gate._in_flight:
+                gate._drained.set()
 
 
 def say(text: str) -> None:

@@ -146,7 +146,7 @@ def _staging_name() -> str:
 class _LocalStaged:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
-        self.tmp_path = os.path.join(backend.root, TMP_DIR, _staging_name())
+        self.tmp_path = backend.abspath(f"{TMP_DIR}/{_staging_name()}")
         self._durable = fsync_enabled()
         self._written = self._flushed = 0
         try:
@@ -206,10 +206,11 @@ class LocalBackend:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = self.root
+        self._prefix = self.root.rstrip("/") + "/"
 
     def abspath(self, path: str) -> str:
-        """The absolute local path of a relative store path."""
-        return os.path.join(self.root, path)
+        """The absolute local path of a relative store path (ours: never absolute)."""
+        return self._prefix + path
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self.abspath(path))

@@ -47,8 +47,8 @@ class ActionRecord:
 
     def to_json(self) -> bytes:
         """The record as it is stored."""
-        data = {name: getattr(self, name) for name in _FIELDS}
-        return _ENCODER.encode(data).encode()
+        # A frozen dataclass without slots: its __dict__ is exactly its fields.
+        return _ENCODER.encode(self.__dict__).encode()
 
     def inline_bytes(self) -> bytes | None:
         """The output's raw bytes when they live in the record, else None."""

@@ -94,8 +94,12 @@ def digest_of_blob_path(path: str) -> str:
 
 def record_path(task_id: str) -> str:
     """Where the action record of this task id lives, relative to the root."""
-    _check_key(task_id, "task id")
+    if type(task_id) is not str or _HEX_KEY(task_id) is None:  # (hot: checked inline)
+        _check_key(task_id, "task id")
     return f"{RECORDS}/{task_id[:2]}/{task_id[2:]}.json"
+
+
+_HEX_KEY = _hashing.HEX_KEY_FULLMATCH
 
 
 def signature_path(task_id: str) -> str:
