@@ -31,17 +31,16 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
-from stardag.store._backends import FileStat, LocalBackend
+from stardag.maintenance._bulk import collector_paused
+from stardag.store._backends import FileStat
 from stardag.store._record import ActionRecord
 from stardag.store._store import (
     CLOCK_SLACK,
-    RECORDS,
     Store,
     record_path,
-    task_id_of_record_path,
 )
 
 if TYPE_CHECKING:
@@ -201,13 +200,14 @@ def mark(
             "task ids (or set STARDAG_GC_KEEP_LAST / STARDAG_GC_KEEP_SINCE)"
         )
     plan.roots = _roots(registry, roots, plan) | pinned  # a pin names its reason first
-    walker = _Closure(store, registry, plan)
-    walker.walk(list(plan.roots))
-    recent = _recent_tasks(store, registry, plan, walker, plan.cutoff)
-    for task_id in recent:
-        plan.roots.setdefault(task_id, GRACE_REASON)
-    walker.walk(recent)
-    _candidates(store, registry, plan, walker, plan.cutoff)
+    with collector_paused():
+        walker = _Closure(store, registry, plan)
+        walker.walk(list(plan.roots))
+        recent = _recent_tasks(store, registry, plan, walker, plan.cutoff)
+        for task_id in recent:
+            plan.roots.setdefault(task_id, GRACE_REASON)
+        walker.walk(recent)
+        _candidates(store, registry, plan, walker, plan.cutoff)
     return plan
 
 
@@ -272,6 +272,16 @@ def _alive(build: BuildRef) -> bool:
 
 
 # -- the closure -------------------------------------------------------------------------------
+class _Facts(NamedTuple):
+    """What gc needs of one action record; the parsed record itself is let go."""
+
+    deps: list[str]  # its static and dynamic dependencies
+    blobs: list[str]  # the blobs its output needs
+    family: str
+    digest: str
+    inline: bool
+
+
 class _Closure:
     """Walks dependencies down from roots, noting each live task's parent and blobs."""
 
@@ -279,22 +289,28 @@ class _Closure:
         self.store = store
         self.registry = registry
         self.plan = plan
-        self._records: dict[str, ActionRecord | None] = {}
+        self._facts: dict[str, _Facts | None] = {}
+        self._families: dict[tuple[str, str], str] = {}  # one string per family
         self._edges: dict[str, list[str]] | None = None  # the registry's, read once
         self.stats: dict[str, FileStat] = {}  # record file stats of a local store's listing
         self.all_records = self._list_records()
 
     def _list_records(self) -> list[str]:
-        """Every task id with a record; a local store's stats come in the same pass."""
-        backend = self.store.backend
-        if not isinstance(backend, LocalBackend):
-            return sorted(self.store.iter_records())
-        for path, stat in backend.walk_stats(RECORDS):
+        """Every task id with a record, each read now (gc needs them all); a local
+        store's file stats come in the same pass."""
+        task_ids = []
+        for task_id, stat, data in self.store.scan_records():
+            task_ids.append(task_id)
+            if stat is not None:
+                self.stats[task_id] = stat
             try:
-                self.stats[task_id_of_record_path(path)] = stat
-            except ValueError:
-                continue  # not a record (the listing skips it, as iter_records does)
-        return sorted(self.stats)
+                record = ActionRecord.from_json(data, task_id)
+            except InvalidRecordError:
+                self._facts[task_id] = None
+            else:
+                self._facts[task_id] = self._facts_of(record)
+        task_ids.sort()
+        return task_ids
 
     def mtime(self, task_id: str) -> float:
         """The mtime of a task's record file, as listed (a local store) or asked now."""
@@ -306,52 +322,69 @@ class _Closure:
         stat = self.stats.get(task_id)
         return stat.size if stat is not None else _size(self.store, record_path(task_id))
 
-    def record(self, task_id: str) -> ActionRecord | None:
-        """The task's action record (read once); None if it has none or it is invalid."""
-        if task_id not in self._records:
-            try:
-                self._records[task_id] = self.store.get_record(task_id)
-            except InvalidRecordError:
-                self._records[task_id] = None  # verify reports it; gc treats it as garbage
-        return self._records[task_id]
+    def facts(self, task_id: str) -> _Facts | None:
+        """What the task's action record says (read once: listed records when listed);
+        None if it has none or it is invalid (verify reports it; gc treats it as garbage)."""
+        try:
+            return self._facts[task_id]
+        except KeyError:
+            pass
+        try:
+            record = self.store.read_record(task_id)
+        except InvalidRecordError:
+            record = None
+        found = None if record is None else self._facts_of(record)
+        self._facts[task_id] = found
+        return found
+
+    def _facts_of(self, record: ActionRecord) -> _Facts:
+        spec = record.spec
+        key = (spec.get("namespace", ""), spec.get("name", "?"))
+        try:
+            name = self._families.get(key)
+        except TypeError:  # not strings: no shared name
+            name = family(record)
+        else:
+            if name is None:
+                name = self._families[key] = family(record)
+        deps = record.requires + record.dynamic if record.dynamic else record.requires
+        blobs = self.required(record)
+        return _Facts(deps, blobs, name, record.digest, record.inline is not None)
+
+    def _registry_edges(self) -> dict[str, list[str]]:
+        if self._edges is None:  # one pass over the table, not a query per frontier
+            self._edges = {}
+            if self.registry is not None:
+                from stardag.registry import _gcrows
+
+                self._edges = self.registry.read(_gcrows.all_edges)
+        return self._edges
 
     def walk(self, start: Iterable[str]) -> None:
         """Add `start` and everything upstream of it to the live set."""
         reached = self.plan.reached_from
+        families = self.plan.families
+        live_blobs = self.plan.live_blobs
         frontier = [t for t in dict.fromkeys(start) if t not in reached]
+        if not frontier:
+            return
+        edges = self._registry_edges()
         reached.update(dict.fromkeys(frontier))
         while frontier:
-            deps = self._deps(frontier)
             upcoming = []
             for task_id in frontier:
-                self._keep_blobs(task_id)
-                for dep in deps.get(task_id, ()):
+                deps = edges.get(task_id, [])
+                facts = self.facts(task_id)
+                if facts is not None:
+                    families[task_id] = facts.family
+                    for digest in facts.blobs:
+                        live_blobs.setdefault(digest, task_id)
+                    deps = [*deps, *facts.deps] if deps else facts.deps
+                for dep in deps:
                     if dep not in reached:
                         reached[dep] = task_id
                         upcoming.append(dep)
             frontier = upcoming
-
-    def _deps(self, task_ids: list[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        if self.registry is not None:
-            if self._edges is None:  # one pass over the table, not a query per frontier
-                from stardag.registry import _gcrows
-
-                self._edges = self.registry.read(_gcrows.all_edges)
-            found = {t: self._edges[t] for t in task_ids if t in self._edges}
-        for task_id in task_ids:
-            record = self.record(task_id)
-            if record is not None:
-                found[task_id] = [*found.get(task_id, ()), *record.requires, *record.dynamic]
-        return found
-
-    def _keep_blobs(self, task_id: str) -> None:
-        record = self.record(task_id)
-        if record is None:
-            return
-        self.plan.families[task_id] = family(record)
-        for digest in self.required(record):
-            self.plan.live_blobs.setdefault(digest, task_id)
 
     def required(self, record: ActionRecord) -> list[str]:
         """The blobs a record needs; a damaged directory manifest needs just itself."""
@@ -409,20 +442,15 @@ def _candidates(
 def _record_candidate(
     store: Store, walker: _Closure, task_id: str, owners: dict[str, list[str]]
 ) -> Candidate:
-    record = walker.record(task_id)
+    facts = walker.facts(task_id)
     size = walker.size(task_id)
-    if record is None:
+    if facts is None:
         return Candidate("record", task_id, size, "(invalid record)")
-    walker.plan.families[task_id] = family(record)
-    for digest in walker.required(record):
+    walker.plan.families[task_id] = facts.family
+    for digest in facts.blobs:
         owners.setdefault(digest, []).append(task_id)
     return Candidate(
-        "record",
-        task_id,
-        size,
-        family(record),
-        digest=record.digest,
-        inline=record.inline is not None,
+        "record", task_id, size, facts.family, digest=facts.digest, inline=facts.inline
     )
 
 

@@ -102,7 +102,7 @@ def _mark_lost(store: Store, registry: Registry, touched: _Touched) -> None:
     lost: dict[str, set[tuple[str, str]]] = {}
     for row in rows:
         reason = touched.reason(row)
-        if reason is not None and not row.deleted and not present(store, row):
+        if reason is not None and not row.deleted and not present(store, row.task_id, row.digest):
             lost.setdefault(reason, set()).add((row.task_id, row.digest))
     now = time.time()
     for reason, keys in lost.items():
@@ -112,12 +112,12 @@ def _mark_lost(store: Store, registry: Registry, touched: _Touched) -> None:
         registry.write(mark)
 
 
-def present(store: Store, row: OutputRef) -> bool:
-    """Whether the store still has the bytes of an output row (a blob, or inline)."""
-    if store.has_blob(row.digest):
+def present(store: Store, task_id: str, digest: str) -> bool:
+    """Whether the store still has the bytes of a task's output row (a blob, or inline)."""
+    if store.has_blob(digest):
         return True
     try:
-        record = store.get_record(row.task_id)
+        record = store.get_record(task_id)
     except StoreError:
         return False
-    return record is not None and record.digest == row.digest and record.inline is not None
+    return record is not None and record.digest == digest and record.inline is not None

@@ -32,7 +32,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,17 +40,17 @@ from typing import TYPE_CHECKING
 from stardag import _hashing
 from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordError, StardagError
 from stardag.maintenance import _repair
+from stardag.maintenance._bulk import collector_paused
 from stardag.maintenance._findings import Finding, Kind
 from stardag.store._blob import STEP
 from stardag.store._directory import checkout_changes, checkouts_root
 from stardag.store._frames import FrameDecoder, FrameError
 from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord
-from stardag.store._store import Store, blob_path, record_path
+from stardag.store._store import DIRECTORY_SERIALIZER, Store, blob_path, record_path
 
 if TYPE_CHECKING:
     from stardag.registry import Registry
-    from stardag.registry._gcrows import OutputRef
 
 DEFAULT_GRACE = 3600.0
 TMP = "tmp"
@@ -134,7 +134,8 @@ def verify(
         seed: seed of the random sample (for a repeatable sample).
     """
     run = _Verify(store, registry, sample, grace, random.Random(seed))
-    run.check()
+    with collector_paused():
+        run.check()
     if repair:
         _repair.repair(store, registry, run.report.findings)
     return run.report
@@ -158,7 +159,10 @@ class _Verify:
         self.rng = rng
         self.now = time.time()
         self.report = VerifyReport(store.url, sample=sample, registry=registry is not None)
-        self.records: dict[str, ActionRecord] = {}
+        self.outputs: dict[
+            str, tuple[str, bool]
+        ] = {}  # task id -> (digest, inline) of sound records
+        self.directories: dict[str, ActionRecord] = {}  # digest -> a directory output's record
         self.needed: dict[str, set[str]] = {}  # digest -> task ids whose output needs it
         self.blobs: set[str] = set()
         self.damaged: set[str] = set()
@@ -175,7 +179,12 @@ class _Verify:
 
     def check(self) -> None:
         self.blobs = set(self.store.iter_blobs())
-        self._check_records(self._pick(self.store.iter_records()))
+        records: list[tuple[str, bytes | None]]
+        if self.sample is None:  # every record, listed and read in one pass
+            records = sorted((t, data) for t, _stat, data in self.store.scan_records())
+        else:
+            records = list(self._read(self._pick(self.store.iter_records())))
+        self._check_records(records)
         self._check_blobs(self._pick(self.blobs))
         self._check_needed()
         rows = self._check_registry()
@@ -185,39 +194,50 @@ class _Verify:
         self._check_checkouts()
 
     # -- records -----------------------------------------------------------------------------
-    def _check_records(self, task_ids: Sequence[str]) -> None:
+    def _read(self, task_ids: Sequence[str]) -> Iterator[tuple[str, bytes | None]]:
         for task_id in task_ids:
-            self.report.records += 1
-            record = self._record(task_id)
-            if record is not None:
-                self.records[task_id] = record
-                for digest in self._required(record):
-                    self.needed.setdefault(digest, set()).add(task_id)
+            try:
+                yield task_id, self.store.backend.read_bytes(record_path(task_id))
+            except FileNotFoundError:
+                yield task_id, None  # deleted since the listing
 
-    def _record(self, task_id: str) -> ActionRecord | None:
-        path = record_path(task_id)
+    def _check_records(self, records: Iterable[tuple[str, bytes | None]]) -> None:
+        directory = DIRECTORY_SERIALIZER
+        for task_id, data in records:
+            self.report.records += 1
+            record = None if data is None else self._record(task_id, data)
+            if record is None:
+                continue
+            self.outputs[task_id] = (record.digest, record.inline is not None)
+            if record.serializer == directory:
+                self.directories[record.digest] = record
+            for digest in self._required(record):
+                self.needed.setdefault(digest, set()).add(task_id)
+
+    def _record(self, task_id: str, data: bytes) -> ActionRecord | None:
         try:
-            record = self.store.get_record(task_id)
+            record = ActionRecord.from_json(data, task_id)
         except InvalidRecordError as exc:
             self.invalid.add(task_id)
+            path = record_path(task_id)
             self.add(Finding(Kind.INVALID_RECORD, path, str(exc), task_ids=(task_id,)))
             return None
-        if record is None:
-            return None  # deleted since the listing
         actual = _hashing.task_id_of(record.spec)
         if actual != task_id:
             self.invalid.add(task_id)
             detail = f"its spec hashes to {actual}, not to the task id it is stored under"
+            path = record_path(task_id)
             self.add(Finding(Kind.SPEC_MISMATCH, path, detail, record.digest, (task_id,)))
             return None
         if record.inline is not None:
-            return self._check_inline(record, path)
+            return self._check_inline(record)
         return record
 
-    def _check_inline(self, record: ActionRecord, path: str) -> ActionRecord | None:
+    def _check_inline(self, record: ActionRecord) -> ActionRecord | None:
         try:
             self.store.read_output(record)
         except CorruptBlobError as exc:
+            path = record_path(record.task_id)
             finding = Finding(
                 Kind.DIGEST_MISMATCH, path, str(exc), record.digest, (record.task_id,)
             )
@@ -266,33 +286,32 @@ class _Verify:
         registry = self.registry
         names = _gcrows.store_names(self.store.url, self.store.backend.url)
         ensure(registry)
-        rows = registry.read(lambda conn: _gcrows.outputs(conn, names))
-        latest: dict[str, OutputRef] = {}
-        for row in rows:
-            if row.task_id not in latest or row.created > latest[row.task_id].created:
-                latest[row.task_id] = row
-        current = [r for r in latest.values() if not r.deleted]
-        for row in self._sampled_rows(current):
+        rows = registry.read(lambda conn: _gcrows.output_keys(conn, names))
+        latest: dict[str, tuple[str, str, float, bool]] = {}
+        for row in rows:  # (task id, digest, created, deleted)
+            known = latest.get(row[0])
+            if known is None or row[2] > known[2]:
+                latest[row[0]] = row
+        current = sorted((t, d) for t, d, _created, deleted in latest.values() if not deleted)
+        for task_id, digest in self._sampled_rows(current):
             self.report.outputs += 1
-            if not self._present(row):
+            if not self._present(task_id, digest):
                 detail = "the registry's current output of this task is no longer in the store"
-                path = blob_path(row.digest)
-                self.add(Finding(Kind.OUTPUT_MISSING, path, detail, row.digest, (row.task_id,)))
-        return {r.digest for r in rows if not r.deleted}
+                path = blob_path(digest)
+                self.add(Finding(Kind.OUTPUT_MISSING, path, detail, digest, (task_id,)))
+        return {digest for _task, digest, _created, deleted in rows if not deleted}
 
-    def _sampled_rows(self, rows: list[OutputRef]) -> list[OutputRef]:
-        rows = sorted(rows, key=lambda r: (r.task_id, r.digest))
+    def _sampled_rows(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if self.sample is None:
             return rows
         return self.rng.sample(rows, math.ceil(self.sample * len(rows)))
 
-    def _present(self, row: OutputRef) -> bool:
-        if row.task_id in self.invalid or row.digest in self.blobs:
+    def _present(self, task_id: str, digest: str) -> bool:
+        if task_id in self.invalid or digest in self.blobs:
             return True  # a bad record is reported once, as itself
-        record = self.records.get(row.task_id)
-        if record is not None and record.digest == row.digest and record.inline is not None:
+        if self.outputs.get(task_id) == (digest, True):
             return True  # inline in a record read (and checked) a moment ago
-        return _repair.present(self.store, row)
+        return _repair.present(self.store, task_id, digest)
 
     def _check_unrecorded(self, recorded: set[str]) -> None:
         loose = self.blobs - set(self.needed) - recorded - self.damaged
@@ -315,11 +334,7 @@ class _Verify:
     def _check_checkouts(self) -> None:
         root = checkouts_root()
         present = set(os.listdir(root)) if root.is_dir() else set()
-        outputs = {
-            r.digest: r
-            for r in self.records.values()
-            if r.serializer == "directory" and r.digest in present
-        }
+        outputs = {d: r for d, r in self.directories.items() if d in present}
         for digest in sorted(outputs):
             self.report.checkouts += 1
             try:

@@ -175,6 +175,25 @@ def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
     ]
 
 
+def output_keys(conn: Connection, stores: Collection[str]) -> list[tuple[str, str, float, bool]]:
+    """`outputs`, lean: (task id, digest, created, marked deleted) of each output row
+    written to one of `stores` (or to an unrecorded store); verify reads them all."""
+    deleted = (
+        select(func.count())
+        .select_from(OUTPUT_DELETIONS)
+        .where(
+            OUTPUT_DELETIONS.c.task_id == OUTPUTS.c.task_id,
+            OUTPUT_DELETIONS.c.digest == OUTPUTS.c.digest,
+            OUTPUT_DELETIONS.c.deleted >= OUTPUTS.c.created,
+        )
+        .scalar_subquery()
+    )
+    query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created, deleted).where(
+        OUTPUTS.c.store.in_(list(stores)) | OUTPUTS.c.store.is_(None)
+    )
+    return [(t, d, c, n > 0) for t, d, c, n in conn.execute(query)]
+
+
 def mark_deleted(
     conn: Connection, keys: Collection[tuple[str, str]], reason: str, store: str, when: float
 ) -> None:

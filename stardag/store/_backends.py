@@ -200,6 +200,17 @@ class _LocalStaged:
             os.unlink(self.tmp_path)
 
 
+def read_fd(fd: int) -> bytes:
+    """Everything left to read from an open file descriptor (which stays open)."""
+    data = os.read(fd, SMALL_READ)
+    if len(data) < SMALL_READ:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class LocalBackend:
     """A directory on local disk."""
 
@@ -227,13 +238,7 @@ class LocalBackend:
         # a buffered file object cost as much as the read itself.
         fd = os.open(self.abspath(path), os.O_RDONLY)
         try:
-            data = os.read(fd, SMALL_READ)
-            if len(data) < SMALL_READ:
-                return data
-            parts = [data]
-            while chunk := os.read(fd, 1 << 20):
-                parts.append(chunk)
-            return b"".join(parts)
+            return read_fd(fd)
         finally:
             os.close(fd)
 
@@ -255,26 +260,6 @@ class LocalBackend:
     def delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.abspath(path))
-
-    def walk_stats(self, prefix: str) -> Iterator[tuple[str, FileStat]]:
-        """Every file path under `prefix` with its size and mtime, in one pass of
-        `os.scandir` (no second lookup of each path, as `walk` then `stat` costs)."""
-        stack = [self.abspath(prefix)]
-        while stack:
-            try:
-                entries = list(os.scandir(stack.pop()))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # deleted since the listing
-                rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
-                yield rel, FileStat(st.st_size, st.st_mtime)
 
     def walk(self, prefix: str) -> Iterator[str]:
         base = self.abspath(prefix)

@@ -66,9 +66,27 @@ class ActionRecord:
 
     @classmethod
     def from_json(cls, data: bytes, task_id: str) -> ActionRecord:
-        """Parse and validate a stored record of `task_id` (`InvalidRecordError` if bad)."""
+        """Parse and validate a stored record of `task_id` (`InvalidRecordError` if bad).
+
+        A record of the shape this library writes is accepted by `_quick` (gc and verify
+        parse every record of a store); anything else takes the full validation, which
+        alone words the errors.
+        """
         try:
-            raw = json.loads(data)
+            raw = _parse(data)
+        except ValueError:
+            raw = None
+        else:
+            record = _quick(cls, raw, task_id)
+            if record is not None:
+                return record
+        return cls._validated(data, raw, task_id)
+
+    @classmethod
+    def _validated(cls, data: bytes, raw: Any, task_id: str) -> ActionRecord:
+        try:
+            if raw is None:
+                raw = json.loads(data)
             if not isinstance(raw, dict):
                 raise TypeError("it is not a JSON object")
             record = cls(**raw)
@@ -94,6 +112,75 @@ class ActionRecord:
 
 _FIELDS = tuple(sorted(f.name for f in fields(ActionRecord)))
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_KEYS = frozenset(_FIELDS)
+_DECODER = json.JSONDecoder()
+# Task ids and digests joined by commas (the quick path checks them in one match).
+_HEX_KEYS = re.compile(r"[0-9a-f]{64}(?:,[0-9a-f]{64})*")
+_SERIALIZERS: set[str] = set()  # names seen valid (a store holds a handful)
+
+
+def _parse(data: bytes) -> Any:
+    """`json.loads(data)` for a record as this library writes it (UTF-8, nothing
+    around the object): no encoding detection, no trailing-whitespace pass. Anything
+    else goes to `json.loads` itself."""
+    try:
+        text = data.decode()
+        if text[:1] == "{":
+            value, end = _DECODER.raw_decode(text)
+            if end == len(text):
+                return value
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        pass
+    return json.loads(data)
+
+
+def _quick(cls: type[ActionRecord], raw: Any, task_id: str) -> ActionRecord | None:
+    """The record in `raw` if it has every field, each of exactly the type and form
+    `validate` wants, else None. A subset of what `validate` accepts, so None only
+    means "take the full validation"; cheap enough for gc and verify, which parse
+    every record of a store."""
+    if type(raw) is not dict or raw.keys() != _KEYS:
+        return None
+    requires, dynamic, inline = raw["requires"], raw["dynamic"], raw["inline"]
+    if type(requires) is not list or type(dynamic) is not list:
+        return None
+    try:  # a TypeError if any of them is not a string
+        keys = ",".join([task_id, raw["digest"], *requires, *dynamic])
+    except TypeError:
+        return None
+    # n keys of 64 hex make 65n - 1 characters with n - 1 commas: none inside a key
+    if len(keys) != 65 * (2 + len(requires) + len(dynamic)) - 1:
+        return None
+    compression, serializer = raw["compression"], raw["serializer"]
+    if not (
+        raw["task_id"] == task_id
+        and _HEX_KEYS.fullmatch(keys) is not None
+        and type(raw["spec"]) is dict
+        and type(raw["created"]) is str
+        and (inline is None or type(inline) is str)
+        and type(raw["size_raw"]) is int
+        and raw["size_raw"] >= 0
+        and type(raw["size_stored"]) is int
+        and raw["size_stored"] >= 0
+        and type(raw["schema"]) is int
+        and raw["schema"] == RECORD_SCHEMA
+        and type(compression) is str
+        and compression in COMPRESSIONS
+        and type(serializer) is str
+        and (serializer in _SERIALIZERS or _valid_serializer(serializer))
+    ):
+        return None
+    record = object.__new__(cls)
+    record.__dict__.update(raw)  # the fields as `cls(**raw)` sets them, without 12 setattrs
+    return record
+
+
+def _valid_serializer(name: str) -> bool:
+    if _SERIALIZER_NAME.fullmatch(name) is None:
+        return False
+    if len(_SERIALIZERS) < 64:
+        _SERIALIZERS.add(name)
+    return True
 
 
 def _problems(record: ActionRecord) -> list[str]:

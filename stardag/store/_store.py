@@ -26,11 +26,19 @@ import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from stardag import _hashing
 from stardag._errors import BlobNotFoundError, InvalidKeyError, StardagError
-from stardag.store._backends import PINNED_FSYNC, Backend, FileStat, LocalBackend, fsync_enabled
+from stardag.store._backends import (
+    PINNED_FSYNC,
+    Backend,
+    FileStat,
+    LocalBackend,
+    fsync_enabled,
+    read_fd,
+)
 from stardag.store._blob import (
     PINNED_COMPRESSION,
     SMALL_BLOB,
@@ -296,6 +304,32 @@ class Store:
         self._seen.put(task_id, data, record)
         return record
 
+    def read_record(self, task_id: str) -> ActionRecord | None:
+        """`get_record` for a scan of a whole store (gc, verify): parsed from the file,
+        and not kept among the records last seen, which a scan would only churn."""
+        try:
+            data = self.backend.read_bytes(record_path(task_id))
+        except FileNotFoundError:
+            return None
+        return ActionRecord.from_json(data, task_id)
+
+    def scan_records(self) -> Iterator[tuple[str, FileStat | None, bytes]]:
+        """Every action record in one pass (gc, verify): its task id, its file's size
+        and mtime where the listing gives them (a local store, else None), and its
+        stored bytes, to parse with `ActionRecord.from_json`. A record deleted since
+        the listing is left out."""
+        if not isinstance(self.backend, LocalBackend):
+            for task_id in self.iter_records():
+                try:
+                    yield task_id, None, self.backend.read_bytes(record_path(task_id))
+                except FileNotFoundError:
+                    continue
+            return
+        # records/<id[:2]>/<id[2:]>.json, as task_id_of_record_path reads it
+        for folder in _entries(os.path.join(self.backend.root, RECORDS)):
+            if len(folder.name) == 2 and folder.is_dir(follow_symlinks=False):
+                yield from _scan_folder(folder.path, folder.name)
+
     def put_record(self, record: ActionRecord) -> None:
         """Publish a record; its blob must already be stored (blob, then record)."""
         record.validate(record.task_id)
@@ -396,6 +430,42 @@ class _SeenRecords:
             records[task_id] = (data, record)
             if len(records) > SEEN_RECORDS:
                 del records[next(iter(records))]
+
+
+def _scan_folder(path: str, prefix: str) -> Iterator[tuple[str, FileStat, bytes]]:
+    """The records in one fan-out folder of a local store: each file opened by name
+    within the folder, its stats read from the open file (no path is looked up twice)."""
+    try:
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        for name in os.listdir(folder):
+            task_id = prefix + name[:-5]
+            if len(name) != 67 or not name.endswith(".json") or not _hashing.is_hex_key(task_id):
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=folder)
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            try:
+                stat = os.fstat(fd)
+                if not S_ISREG(stat.st_mode):
+                    continue
+                data = read_fd(fd)
+            finally:
+                os.close(fd)
+            yield task_id, FileStat(stat.st_size, stat.st_mtime), data
+    finally:
+        os.close(folder)
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
 
 
 def _missing(digest: str, task_id: str | None) -> BlobNotFoundError:

@@ -18,6 +18,7 @@ from stardag.maintenance._sweep import sweep
 from stardag.maintenance._verify import verify
 from stardag.registry import Registry
 from stardag.registry import open as open_registry
+from stardag.store._record import ActionRecord
 from stardag.store._store import Store, store_for
 
 sd.auto_namespace(__name__)
@@ -212,17 +213,17 @@ def test_the_mark_reads_each_record_and_the_registry_edges_once(
 
     reads: list[str] = []
     passes: list[int] = []
-    get_record, all_edges = Store.get_record, _gcrows.all_edges
+    from_json, all_edges = ActionRecord.from_json, _gcrows.all_edges
 
-    def counted_record(self: Store, task_id: str) -> object:
+    def counted_record(data: bytes, task_id: str) -> ActionRecord:
         reads.append(task_id)
-        return get_record(self, task_id)
+        return from_json(data, task_id)
 
     def counted_edges(conn: object) -> dict[str, list[str]]:
         passes.append(1)
         return all_edges(conn)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "get_record", counted_record)
+    monkeypatch.setattr(ActionRecord, "from_json", counted_record)
     monkeypatch.setattr(_gcrows, "all_edges", counted_edges)
     _backdate(store, 2)
     sd.registry.pin("report", cli_tasks.pipeline, registry=registry)

@@ -271,22 +271,3 @@ def test_local_read_bytes_reads_the_whole_file(tmp_path: Path, size: int) -> Non
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     assert LocalBackend(str(tmp_path)).read_bytes("f") == data
-
-
-def test_local_walk_stats_lists_what_walk_lists_with_stats(tmp_path: Path) -> None:
-    from stardag.store._backends import LocalBackend
-
-    backend = LocalBackend(str(tmp_path))
-    for name, size in {"records/ab/one.json": 3, "records/cd/two.json": 10, "records/x": 1}.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * size)
-    listed = dict(backend.walk_stats("records"))
-    assert sorted(listed) == sorted(backend.walk("records"))
-    assert {p: s.size for p, s in listed.items()} == {
-        "records/ab/one.json": 3,
-        "records/cd/two.json": 10,
-        "records/x": 1,
-    }
-    assert listed["records/x"].mtime == os.stat(tmp_path / "records/x").st_mtime
-    assert dict(backend.walk_stats("nothing")) == {}
