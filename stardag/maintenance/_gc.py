@@ -199,11 +199,12 @@ def mark(
             "matters (stardag pin NAME TASK), or pass --keep-last N, --keep-since 7d or "
             "task ids (or set STARDAG_GC_KEEP_LAST / STARDAG_GC_KEEP_SINCE)"
         )
-    plan.roots = _roots(registry, roots, plan) | pinned  # a pin names its reason first
+    found, kept_builds = _roots(registry, roots, plan)
+    plan.roots = found | pinned  # a pin names its reason first
     with collector_paused():
         walker = _Closure(store, registry, plan)
         walker.walk(list(plan.roots))
-        recent = _recent_tasks(store, registry, plan, walker, plan.cutoff)
+        recent = _recent_tasks(registry, plan, walker, kept_builds)
         for task_id in recent:
             plan.roots.setdefault(task_id, GRACE_REASON)
         walker.walk(recent)
@@ -220,9 +221,13 @@ def _pinned(registry: Registry | None) -> dict[str, str]:
     return {p.task_id: f"pin {p.name}" for p in pins(registry)}
 
 
-def _roots(registry: Registry | None, roots: GcRoots, plan: GcPlan) -> dict[str, str]:
-    """Roots other than pins: kept builds, running builds, named tasks."""
+def _roots(
+    registry: Registry | None, roots: GcRoots, plan: GcPlan
+) -> tuple[dict[str, str], set[str]]:
+    """Roots other than pins (kept builds, running builds, named tasks), and the ids of
+    the builds kept (every task they ran or reused is a root)."""
     found: dict[str, str] = {}
+    builds: set[str] = set()
     if registry is not None:
         from stardag.registry._addons import ensure
 
@@ -230,12 +235,13 @@ def _roots(registry: Registry | None, roots: GcRoots, plan: GcPlan) -> dict[str,
         since = None if roots.keep_since is None else plan.marked - roots.keep_since
         kept = registry.read(lambda conn: _build_roots(conn, roots, since))
         for build, why, task_ids in kept:
+            builds.add(build.id)
             found |= {t: why for t in task_ids if t not in found}
             if why.startswith(RUNNING):
                 plan.running_since = min(plan.running_since or build.started, build.started)
     for task_id in roots.tasks:
         found.setdefault(task_id, "named on the command line")
-    return found
+    return found, builds
 
 
 def _build_roots(
@@ -369,18 +375,22 @@ class _Closure:
         if not frontier:
             return
         edges = self._registry_edges()
+        known = self._facts
         reached.update(dict.fromkeys(frontier))
         while frontier:
             upcoming = []
             for task_id in frontier:
-                deps = edges.get(task_id, [])
-                facts = self.facts(task_id)
+                deps = edges.get(task_id)
+                facts = known[task_id] if task_id in known else self.facts(task_id)
                 if facts is not None:
                     families[task_id] = facts.family
                     for digest in facts.blobs:
                         live_blobs.setdefault(digest, task_id)
-                    deps = [*deps, *facts.deps] if deps else facts.deps
-                for dep in deps:
+                    if deps is None or deps == facts.deps:  # the record and registry agree
+                        deps = facts.deps
+                    else:
+                        deps = [*deps, *facts.deps]
+                for dep in deps or ():
                     if dep not in reached:
                         reached[dep] = task_id
                         upcoming.append(dep)
@@ -402,19 +412,21 @@ def family(record: ActionRecord) -> str:
 
 # -- what is left ------------------------------------------------------------------------------
 def _recent_tasks(
-    store: Store, registry: Registry | None, plan: GcPlan, walker: _Closure, cutoff: float
+    registry: Registry | None, plan: GcPlan, walker: _Closure, kept_builds: set[str]
 ) -> list[str]:
-    """Tasks used since `cutoff` (registry runs) or whose record was written since."""
+    """Tasks used since the cutoff (registry runs) or whose record was written since.
+    Runs and outputs of the kept builds are not asked for: their tasks are roots."""
+    cutoff = plan.cutoff
     recent: set[str] = set()
     if registry is not None:
         from stardag.registry import _gcrows
 
-        recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff))
+        recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff, kept_builds))
+    reached = plan.reached_from
     for task_id in walker.all_records:
-        known = task_id in plan.reached_from or task_id in recent
-        if not known and walker.mtime(task_id) >= cutoff:
+        if task_id not in reached and task_id not in recent and walker.mtime(task_id) >= cutoff:
             recent.add(task_id)
-    return sorted(recent - set(plan.reached_from))
+    return sorted(recent.difference(reached))
 
 
 def _candidates(

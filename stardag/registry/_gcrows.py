@@ -142,13 +142,20 @@ def _latest(conn: Connection, run_key: Any, output_key: Any, keys: list[str]) ->
     return latest
 
 
-def used_since(conn: Connection, since: float) -> set[str]:
-    """Task ids run, reused or given an output at or after `since`."""
+def used_since(conn: Connection, since: float, skip_builds: Collection[str] = ()) -> set[str]:
+    """Task ids run, reused or given an output at or after `since`, leaving out the
+    runs and outputs of `skip_builds` (a caller that holds their tasks already)."""
     runs = select(RUNS.c.task_id).where(func.coalesce(RUNS.c.ended, RUNS.c.started) >= since)
     outputs = select(OUTPUTS.c.task_id).where(
         func.coalesce(OUTPUTS.c.last_used, OUTPUTS.c.created) >= since
     )
-    return set(conn.execute(runs).scalars()) | set(conn.execute(outputs).scalars())
+    if 0 < len(skip_builds) <= CHUNK:
+        skip = list(skip_builds)
+        runs = runs.where(RUNS.c.build_id.not_in(skip))
+        outputs = outputs.where(OUTPUTS.c.build_id.is_(None) | OUTPUTS.c.build_id.not_in(skip))
+    found = set(conn.execute(runs).scalars().all())
+    found.update(conn.execute(outputs).scalars().all())
+    return found
 
 
 # -- outputs and their deletion ----------------------------------------------------------------

@@ -17,8 +17,7 @@ import itertools
 import os
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import IO, Any, NoReturn, Protocol
+from typing import IO, Any, NamedTuple, NoReturn, Protocol
 
 from stardag._errors import BackendError
 
@@ -28,9 +27,9 @@ WRITEBACK_STEP = 8 << 20
 _SYNC_FILE_RANGE_WRITE = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """Size and modification time (seconds since the epoch) of a stored file."""
+class FileStat(NamedTuple):
+    """Size and modification time (seconds since the epoch) of a stored file (a tuple:
+    gc lists one per record of a store)."""
 
     size: int
     mtime: float
