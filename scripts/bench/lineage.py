@@ -11,7 +11,7 @@ minutes here and records the same rows; `registry.py` times the real build).
 Then it times, median of `--reps`: the lineage up from the root (every node; a
 graph reads its nodes' specs and outputs on first use), the same with every node
 read, down from a leaf (its path to the root), the walk's statement alone (rows fetched and
-dropped, no nodes built), the recursive walk alone (the task ids reached and
+dropped, no nodes built), the recursive walk alone (the task keys reached and
 nothing else: the floor of any lineage that walks the edges in SQL), and rendering
 the 10,000-node graph as text, Mermaid and DOT.
 
@@ -178,14 +178,14 @@ def query_only(registry: Any, root: str) -> int:
 
 
 def walk_only(registry: Any, root: str) -> int:
-    """The recursive walk alone: the task ids upstream of `root`, fetched and dropped."""
+    """The recursive walk alone: the task keys upstream of `root`, fetched and dropped."""
     from sqlalchemy import text
 
     from stardag.registry._lineage import plan_for_walks
 
     walk = (
-        "WITH RECURSIVE up(id) AS (SELECT id FROM tasks WHERE id = :root"
-        " UNION SELECT e.dep_id FROM edges e JOIN up w ON e.task_id = w.id) SELECT id FROM up"
+        "WITH RECURSIVE up(k) AS (SELECT key FROM task_keys WHERE id = :root"
+        " UNION SELECT l.dep_key FROM links l JOIN up w ON l.task_key = w.k) SELECT k FROM up"
     )
     with registry.engine.begin() as conn:
         if conn.dialect.name == "postgresql":

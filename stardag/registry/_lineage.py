@@ -1,13 +1,15 @@
 """`lineage`: one recursive SQL walk from the start tasks, then one query for the nodes.
 
-The walk follows the task ids reachable upstream (task -> dependency),
-downstream (dependency -> task) or both, to an optional depth, and returns in
-one result every edge it crossed: no query per node. Without a depth limit the
-walk's `UNION` keeps each task id once, so a 10,000-task DAG is one pass over its
-edges. The graph's task ids are the starts and the ends of those edges; their
-nodes (each task's row, its newest output and that output's run) come from a
-second statement over all of them at once, run when a caller first needs a node:
-counting a lineage or walking its edges reads no spec, output or run.
+The walk follows the tasks reachable upstream (task -> dependency), downstream
+(dependency -> task) or both, to an optional depth, over `links` (the edges by
+small integer keys, kept in step with `edges` by the database's triggers), and
+returns in one result every edge it crossed, as task ids: no query per node.
+Without a depth limit the walk's `UNION` keeps each task key once, so a
+10,000-task DAG is one pass over its edges. The graph's task ids are the starts
+and the ends of those edges; their nodes (each task's row, its newest output and
+that output's run) come from a second statement over all of them at once, run
+when a caller first needs a node: counting a lineage or walking its edges reads
+no spec, output or run.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from stardag.registry._info import when
 
 Direction = Literal["up", "down", "both"]
 
+# The walk goes over `links`, the edges by their ends' small integer `task_keys`:
+# keeping 10,000 integers unique and looking them up costs about half what 10,000
+# ids of 64 hex digits do. Only the edges it crossed are turned back into ids.
 _STEP = {
-    # the next task id, and how the edge joins the walk so far (`w`)
-    "up": ("e.dep_id", "e.task_id = w.id"),
-    "down": ("e.task_id", "e.dep_id = w.id"),
+    # the next task key, and how the link joins the walk so far (`w`)
+    "up": ("l.dep_key", "l.task_key = w.k"),
+    "down": ("l.task_key", "l.dep_key = w.k"),
 }
-_FROM = {"up": "e.task_id", "down": "e.dep_id"}  # an edge belongs to a walk by this end
+_FROM = {"up": "l.task_key", "down": "l.dep_key"}  # a link belongs to a walk by this end
 
-_STARTS = (
-    "starts(id) AS (SELECT id FROM tasks WHERE id IN :starts"
-    " UNION SELECT dep_id FROM edges WHERE dep_id IN :starts)"
-)
+# A start no edge names has no key: it walks nowhere, and is a node all the same.
+_STARTS = "starts(k) AS (SELECT key FROM task_keys WHERE id IN :starts)"
 
 # The newest output of task `t`: SQLite finds it by one index step to its rowid;
 # PostgreSQL by a lateral subquery on the same (task_id, created) index.
@@ -65,7 +68,8 @@ _IDS = {
     "other": "unnest(CAST(:ids AS VARCHAR[])) AS j(id)",
 }
 
-_EDGES = "SELECT e.task_id, e.dep_id, e.kind FROM {source}"
+_IDS_OF_LINKS = "JOIN task_keys a ON a.key = l.task_key JOIN task_keys b ON b.key = l.dep_key"
+_EDGES = "SELECT a.id, b.id, l.kind FROM {source}"
 
 
 def lineage_sql(direction: Direction, depth_limited: bool, dialect: str = "sqlite") -> str:
@@ -86,10 +90,12 @@ def nodes_sql(dialect: str = "sqlite") -> str:
 
 
 def _crossed(way: str, depth_limited: bool) -> str:
-    """The edges a walk crossed: those leaving a task it reached short of its depth."""
+    """The links a walk crossed, with their ids: those leaving a task it reached short of
+    its depth."""
     if depth_limited:  # a task may be reached at several depths: test membership
-        return f"edges e WHERE {_FROM[way]} IN (SELECT id FROM {way} WHERE depth < :depth)"
-    return f"{way} w JOIN edges e ON {_FROM[way]} = w.id"  # each task id once
+        reached = f"(SELECT k FROM {way} WHERE depth < :depth)"
+        return f"links l {_IDS_OF_LINKS} WHERE {_FROM[way]} IN {reached}"
+    return f"{way} w JOIN links l ON {_FROM[way]} = w.k {_IDS_OF_LINKS}"  # each key once
 
 
 # PostgreSQL guesses a recursive walk reaches hundreds of thousands of rows, so it
@@ -108,13 +114,13 @@ def plan_for_walks(conn: Connection) -> None:
 def _walk(way: str, depth_limited: bool) -> str:
     step, join = _STEP[way]
     if depth_limited:
-        columns, first, more = "id, depth", "id, 0", f"{step}, w.depth + 1"
+        columns, first, more = "k, depth", "k, 0", f"{step}, w.depth + 1"
         join += " AND w.depth < :depth"
     else:
-        columns, first, more = "id", "id", step
+        columns, first, more = "k", "k", step
     return (
         f"{way}({columns}) AS (SELECT {first} FROM starts "
-        f"UNION SELECT {more} FROM edges e JOIN {way} w ON {join})"
+        f"UNION SELECT {more} FROM links l JOIN {way} w ON {join})"
     )
 
 

@@ -8,7 +8,9 @@ and on PostgreSQL.
 
 One definition serves both databases: the statements are portable SQL, except
 for `{bigint}`, a byte count's type (INTEGER in SQLite, whose integers already
-hold 64 bits; BIGINT in PostgreSQL). `scripts/gen_schema.py` writes each step
+hold 64 bits; BIGINT in PostgreSQL), `{without_rowid}` (a table SQLite keeps in
+its primary key's order), and statements wrapped in `On`, which one database
+alone runs (triggers). `scripts/gen_schema.py` writes each step
 as it runs on each: `schema/migrations/` (SQLite) and
 `schema/postgresql/migrations/`.
 """
@@ -19,20 +21,35 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class On:
+    """A statement that only one database runs, as written (triggers differ in syntax)."""
+
+    dialect: str
+    statement: str
+
+
+@dataclass(frozen=True)
 class Migration:
     """One schema step: the version it brings a registry to, and its statements."""
 
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | On, ...]
 
     def statements_for(self, dialect: str) -> tuple[str, ...]:
         """The statements as they run on `dialect` ("sqlite" or "postgresql")."""
         types = TYPES.get(dialect, TYPES["sqlite"])
-        return tuple(statement.format_map(types) for statement in self.statements)
+        return tuple(
+            statement.format_map(types) if isinstance(statement, str) else statement.statement
+            for statement in self.statements
+            if isinstance(statement, str) or statement.dialect == dialect
+        )
 
 
-TYPES = {"sqlite": {"bigint": "INTEGER"}, "postgresql": {"bigint": "BIGINT"}}
+TYPES = {
+    "sqlite": {"bigint": "INTEGER", "without_rowid": " WITHOUT ROWID"},
+    "postgresql": {"bigint": "BIGINT", "without_rowid": ""},
+}
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -214,6 +231,104 @@ MIGRATIONS: tuple[Migration, ...] = (
             """
             ALTER TABLE runs ADD COLUMN executor_ref VARCHAR
             """,
+        ),
+    ),
+    Migration(
+        6,
+        "lineage_keys",
+        (
+            """
+            CREATE TABLE task_keys (
+                key {bigint} NOT NULL,
+                id VARCHAR NOT NULL,
+                PRIMARY KEY (key),
+                UNIQUE (id)
+            )
+            """,
+            """
+            CREATE TABLE links (
+                task_key {bigint} NOT NULL,
+                dep_key {bigint} NOT NULL,
+                kind VARCHAR NOT NULL,
+                PRIMARY KEY (task_key, dep_key, kind)
+            ){without_rowid}
+            """,
+            """
+            CREATE INDEX ix_links_dep_key ON links (dep_key)
+            """,
+            On(
+                "postgresql",
+                """
+                CREATE SEQUENCE task_keys_key_seq OWNED BY task_keys.key
+                """,
+            ),
+            On(
+                "postgresql",
+                """
+                ALTER TABLE task_keys ALTER COLUMN key SET DEFAULT nextval('task_keys_key_seq')
+                """,
+            ),
+            """
+            INSERT INTO task_keys (id)
+                SELECT task_id FROM edges UNION SELECT dep_id FROM edges ORDER BY 1
+            """,
+            """
+            INSERT INTO links (task_key, dep_key, kind)
+                SELECT a.key, b.key, e.kind FROM edges e
+                JOIN task_keys a ON a.id = e.task_id JOIN task_keys b ON b.id = e.dep_id
+            """,
+            On(
+                "sqlite",
+                """CREATE TRIGGER edges_link AFTER INSERT ON edges BEGIN
+    INSERT INTO task_keys (id) VALUES (NEW.task_id), (NEW.dep_id) ON CONFLICT DO NOTHING;
+    INSERT INTO links (task_key, dep_key, kind)
+        SELECT a.key, b.key, NEW.kind FROM task_keys a, task_keys b
+        WHERE a.id = NEW.task_id AND b.id = NEW.dep_id;
+END""",
+            ),
+            On(
+                "sqlite",
+                """CREATE TRIGGER edges_unlink AFTER DELETE ON edges BEGIN
+    DELETE FROM links WHERE kind = OLD.kind
+        AND task_key = (SELECT key FROM task_keys WHERE id = OLD.task_id)
+        AND dep_key = (SELECT key FROM task_keys WHERE id = OLD.dep_id);
+END""",
+            ),
+            On(
+                "postgresql",
+                """CREATE FUNCTION stardag_edges_link() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_keys (id)
+        SELECT task_id FROM new_edges UNION SELECT dep_id FROM new_edges ORDER BY 1
+        ON CONFLICT DO NOTHING;
+    INSERT INTO links (task_key, dep_key, kind)
+        SELECT a.key, b.key, n.kind FROM new_edges n
+        JOIN task_keys a ON a.id = n.task_id JOIN task_keys b ON b.id = n.dep_id;
+    RETURN NULL;
+END $$""",
+            ),
+            On(
+                "postgresql",
+                """CREATE TRIGGER edges_link AFTER INSERT ON edges
+    REFERENCING NEW TABLE AS new_edges
+    FOR EACH STATEMENT EXECUTE FUNCTION stardag_edges_link()""",
+            ),
+            On(
+                "postgresql",
+                """CREATE FUNCTION stardag_edges_unlink() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM links l USING old_edges o, task_keys a, task_keys b
+        WHERE a.id = o.task_id AND b.id = o.dep_id
+        AND l.task_key = a.key AND l.dep_key = b.key AND l.kind = o.kind;
+    RETURN NULL;
+END $$""",
+            ),
+            On(
+                "postgresql",
+                """CREATE TRIGGER edges_unlink AFTER DELETE ON edges
+    REFERENCING OLD TABLE AS old_edges
+    FOR EACH STATEMENT EXECUTE FUNCTION stardag_edges_unlink()""",
+            ),
         ),
     ),
 )

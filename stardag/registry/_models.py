@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, Integer
+from sqlalchemy import DDL, BigInteger, Column, ForeignKeyConstraint, Index, Integer, event
 from sqlmodel import Field, SQLModel
 
 # Bump with every new migration step; a registry stamped higher is refused.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Byte counts: SQLite's INTEGER already holds 64 bits, PostgreSQL's needs BIGINT.
 _BYTES = Integer().with_variant(BigInteger(), "postgresql")
@@ -64,6 +64,94 @@ class EdgeRow(SQLModel, table=True):
     task_id: str = Field(primary_key=True)
     dep_id: str = Field(primary_key=True)
     kind: str = Field(primary_key=True)
+
+
+class TaskKeyRow(SQLModel, table=True):
+    """A small integer for each task id an edge names: lineage walks these, not 64 hex digits.
+
+    Filled by the database itself when an edge is inserted (`LINK_TRIGGERS`), so every
+    writer of edges writes the same rows it always did.
+    """
+
+    __tablename__ = "task_keys"
+
+    key: int | None = Field(
+        default=None, sa_column=Column(_BYTES, primary_key=True, autoincrement=True)
+    )
+    id: str = Field(unique=True)
+
+
+class LinkRow(SQLModel, table=True):
+    """An edge by its ends' `task_keys`: exactly one row per `edges` row, kept so by triggers."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_dep_key", "dep_key"), {"sqlite_with_rowid": False})
+
+    task_key: int = Field(sa_column=Column(_BYTES, primary_key=True, autoincrement=False))
+    dep_key: int = Field(sa_column=Column(_BYTES, primary_key=True, autoincrement=False))
+    kind: str = Field(primary_key=True)
+
+
+# The triggers that keep `task_keys` and `links` in step with `edges`, per database (a new
+# registry gets them here; older ones from migration step 6, which must create the same).
+LINK_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        """CREATE TRIGGER edges_link AFTER INSERT ON edges BEGIN
+    INSERT INTO task_keys (id) VALUES (NEW.task_id), (NEW.dep_id) ON CONFLICT DO NOTHING;
+    INSERT INTO links (task_key, dep_key, kind)
+        SELECT a.key, b.key, NEW.kind FROM task_keys a, task_keys b
+        WHERE a.id = NEW.task_id AND b.id = NEW.dep_id;
+END""",
+        """CREATE TRIGGER edges_unlink AFTER DELETE ON edges BEGIN
+    DELETE FROM links WHERE kind = OLD.kind
+        AND task_key = (SELECT key FROM task_keys WHERE id = OLD.task_id)
+        AND dep_key = (SELECT key FROM task_keys WHERE id = OLD.dep_id);
+END""",
+    ),
+    "postgresql": (
+        """CREATE FUNCTION stardag_edges_link() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_keys (id)
+        SELECT task_id FROM new_edges UNION SELECT dep_id FROM new_edges ORDER BY 1
+        ON CONFLICT DO NOTHING;
+    INSERT INTO links (task_key, dep_key, kind)
+        SELECT a.key, b.key, n.kind FROM new_edges n
+        JOIN task_keys a ON a.id = n.task_id JOIN task_keys b ON b.id = n.dep_id;
+    RETURN NULL;
+END $$""",
+        """CREATE TRIGGER edges_link AFTER INSERT ON edges
+    REFERENCING NEW TABLE AS new_edges
+    FOR EACH STATEMENT EXECUTE FUNCTION stardag_edges_link()""",
+        """CREATE FUNCTION stardag_edges_unlink() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM links l USING old_edges o, task_keys a, task_keys b
+        WHERE a.id = o.task_id AND b.id = o.dep_id
+        AND l.task_key = a.key AND l.dep_key = b.key AND l.kind = o.kind;
+    RETURN NULL;
+END $$""",
+        """CREATE TRIGGER edges_unlink AFTER DELETE ON edges
+    REFERENCING OLD TABLE AS old_edges
+    FOR EACH STATEMENT EXECUTE FUNCTION stardag_edges_unlink()""",
+    ),
+}
+
+
+def _create_link_triggers(dialect: str) -> None:
+    """Create the triggers with the tables, or again over tables the DDL file made."""
+    for statement in LINK_TRIGGERS[dialect]:
+        for step in _idempotent(statement):
+            ddl = DDL(step)  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+            event.listen(SQLModel.metadata, "after_create", ddl.execute_if(dialect=dialect))
+
+
+def _idempotent(statement: str) -> list[str]:
+    """`statement` as statements that may run where it already ran."""
+    if statement.startswith("CREATE FUNCTION"):
+        return ["CREATE OR REPLACE" + statement.removeprefix("CREATE")]
+    if statement.startswith("CREATE TRIGGER") and " EXECUTE FUNCTION " in statement:
+        name = statement.split()[2]  # PostgreSQL before 14 has no CREATE OR REPLACE TRIGGER
+        return [f"DROP TRIGGER IF EXISTS {name} ON edges", statement]
+    return ["CREATE TRIGGER IF NOT EXISTS" + statement.removeprefix("CREATE TRIGGER")]
 
 
 class EnvironmentRow(SQLModel, table=True):
@@ -164,3 +252,7 @@ class ClaimRow(SQLModel, table=True):
     state: str  # held, released, failed
     generation: int  # 1 when first claimed; each takeover adds one
     error: str | None = None  # why the task failed (state failed)
+
+
+for _dialect in LINK_TRIGGERS:
+    _create_link_triggers(_dialect)

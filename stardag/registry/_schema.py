@@ -77,7 +77,9 @@ def ddl(dialect: str = "sqlite") -> str:
         "-- by the features that need them, outside the versioned schema.",
     ]
     compiler = _DIALECTS[dialect]
-    parts = ["\n".join(header), _metadata_ddl(SQLModel.metadata, compiler), "\n".join(addons)]
+    triggers = "\n\n".join(t + ";" for t in _models.LINK_TRIGGERS[dialect])
+    parts = ["\n".join(header), _metadata_ddl(SQLModel.metadata, compiler), triggers]
+    parts.append("\n".join(addons))
     parts += [_metadata_ddl(ADDONS, compiler), _metadata_ddl(FETCHES_METADATA, compiler)]
     return "\n\n".join(parts) + "\n"
 

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -116,7 +117,27 @@ def _structure(registry: sd.registry.Registry) -> dict[str, object]:
                     for f in inspector.get_foreign_keys(table)
                 ),
             )
+        found["triggers"] = _triggers(conn)
     return found
+
+
+def _triggers(conn: Any) -> list[tuple[str, ...]]:
+    """Each trigger's name and definition (with its function's body on PostgreSQL)."""
+    if conn.dialect.name == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        return [tuple(row) for row in conn.exec_driver_sql(query)]
+    schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    query = (
+        "SELECT t.tgname, pg_get_triggerdef(t.oid), p.prosrc FROM pg_trigger t"
+        " JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+        " ORDER BY t.tgname"
+    )
+    # A definition may name its table's schema, which is not the other registry's.
+    return [
+        (name, definition.replace(f"{schema}.", ""), body)
+        for name, definition, body in conn.exec_driver_sql(query)
+    ]
 
 
 @pytest.mark.sqlite_only
@@ -228,5 +249,6 @@ def test_schema_1_upgraded_on_open_equals_a_new_registry(
     fresh = sd.registry.Registry(fresh_url)
     assert _structure(upgraded) == _structure(fresh)
     assert "claims" in _structure(upgraded)
+    assert [t[0] for t in _structure(upgraded)["triggers"]] == ["edges_link", "edges_unlink"]
     upgraded.close()
     fresh.close()
