@@ -158,6 +158,7 @@ def queries(name: str, q: dict) -> None:
     print(f"\nqueries on that DAG (median of 3 calls), {name}, {q['lineage_nodes']} tasks")
     rows = [
         (f"lineage up ({q['lineage_nodes']} nodes)", q["lineage_up_s"]),
+        ("  the same, every node read", q["lineage_up_nodes_s"]),
         (f"lineage down ({q['lineage_down_nodes']} nodes)", q["lineage_down_s"]),
         ("render text + Mermaid + DOT", q["render_s"]),
         ("history of the root", q["history_s"]),
