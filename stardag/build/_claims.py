@@ -54,6 +54,9 @@ logger = logging.getLogger("stardag.build")
 
 
 AHEAD_BATCH = 500  # most tasks claimed ahead per transaction: ready ones never wait long
+# Most ready tasks claimed per transaction: the 50,000 leaves of a 100,000-task tree become
+# ready at once, and one statement for all of them held every row it read back at once.
+WANTED_BATCH = 1000
 
 
 class ClaimNode(Protocol):
@@ -218,6 +221,10 @@ class Claimer:
                 return _Work(), False
             work, self._work = self._work, _Work()
             self._release_due = None
+            work.wanted, self._work.wanted = (
+                work.wanted[:WANTED_BATCH],
+                work.wanted[WANTED_BATCH:],
+            )
             work.ahead, self._work.ahead = work.ahead[:AHEAD_BATCH], work.ahead[AHEAD_BATCH:]
             return work, self._closed
 
@@ -237,8 +244,8 @@ class Claimer:
         mine = [node for node in work.wanted if node.id in self._held]  # claimed ahead
         wanted = [node for node in work.wanted if node.id not in self._held]
         ids = [node.id for node in wanted]
-        claiming = self._held.union(ids)
-        ahead = [node for node in work.ahead if node.id not in claiming]
+        held, asked = self._held, set(ids)  # no copy of every claim held per exchange
+        ahead = [node for node in work.ahead if node.id not in held and node.id not in asked]
         with self._cond:
             self._claiming = {node.id for node in ahead}
         try:

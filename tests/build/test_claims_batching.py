@@ -139,3 +139,21 @@ def test_a_claim_taken_ahead_goes_back_when_a_dependency_fails(spy: Spy) -> None
     rows = {r["task_id"]: r for r in sd.registry.open().read(_claims.holders)}
     assert rows[root.id]["state"] == "released"
     assert rows[bad.id]["state"] == "failed" and "leaf 1 fails" in rows[bad.id]["error"]
+
+
+def test_a_burst_of_ready_tasks_is_claimed_in_bounded_batches(
+    spy: Spy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ready tasks beyond WANTED_BATCH wait for the next statement: the 50,000 leaves of
+    a 100,000-task tree are not claimed (and their rows read back) all at once."""
+    from stardag.build import _claims as build_claims
+
+    monkeypatch.setattr(build_claims, "WANTED_BATCH", 3)
+    levels = _levels([held_leaf(i=i) for i in range(8)])
+    leaves = {t.id for t in levels[0]}
+    WATCHED.append(levels[-1][0].id)  # the leaves finish only once the root is claimed
+    summary = sd.build(levels[-1][0], claims=LAZY)
+    assert summary.ran == 15
+    bursts = [ids for ids in spy.claimed if set(ids) <= leaves]
+    assert sorted(i for ids in bursts for i in ids) == sorted(leaves)
+    assert max(len(ids) for ids in bursts) == 3
