@@ -203,7 +203,8 @@ class LineageGraph:
         ids cannot; each node is still yielded once, the cycle cut at its first node.
         """
         self._index()
-        waiting = {task_id: len(self._deps.get(task_id, ())) for task_id in self.nodes}
+        nodes = self.nodes
+        waiting = {task_id: len(self._deps.get(task_id, ())) for task_id in nodes}
         ready = [self._key(t) for t, count in waiting.items() if count == 0]
         heapq.heapify(ready)
         while ready or waiting:
@@ -212,7 +213,7 @@ class LineageGraph:
             task_id = heapq.heappop(ready)[-1]
             if waiting.pop(task_id, None) is None:
                 continue  # yielded already (a cut cycle also counts it down)
-            yield self.nodes[task_id]
+            yield nodes[task_id]
             for edge in self._users.get(task_id, ()):
                 if edge.task_id in waiting:
                     waiting[edge.task_id] -= 1
@@ -339,11 +340,12 @@ def _tree(
     graph: LineageGraph, root: str, way: str, lines: list[str], names: dict[str, str]
 ) -> None:
     shown: set[str] = set()
+    nodes = graph.nodes
     # An explicit stack, not recursion: lineage may be thousands of levels deep.
     stack: list[tuple[str, str, str, str]] = [(root, "", "", "")]
     while stack:
         task_id, prefix, branch, kind = stack.pop()
-        node = graph.nodes[task_id]
+        node = nodes[task_id]
         mark = " [dynamic]" if kind == "dynamic" else ""
         if task_id in shown:
             lines.append(f"{prefix}{branch}{names[task_id]} {task_id[:SHORT]}{mark} (see above)")
@@ -353,7 +355,7 @@ def _tree(
         edges = graph.dependencies(task_id) if way == "up" else graph.dependents(task_id)
         child_prefix = prefix + ("" if not branch else "    " if branch == "└── " else "│   ")
         children = [(e.dep_id if way == "up" else e.task_id, e.kind) for e in edges]
-        children.sort(key=lambda c: (graph.nodes[c[0]].label, c[0]))
+        children.sort(key=lambda c: (nodes[c[0]].label, c[0]))
         for index in reversed(range(len(children))):
             child, child_kind = children[index]
             last = index == len(children) - 1
