@@ -148,13 +148,17 @@ class JSONSerializer:
         self.plain = tp if tp in _PLAIN else None
 
     def dump(self, value: Any, sink: IO[bytes]) -> None:
+        sink.write(self.dump_bytes(value))
+
+    def dump_bytes(self, value: Any) -> bytes:
+        """The value's JSON bytes (an output's bytes are in memory anyway: one write)."""
         plain = type(value) is self.plain  # pydantic's round trip would give it back as is
         if not plain:
             value = self._validated(value)
         try:
             if not plain:
                 value = self.adapter.dump_python(value, mode="json", warnings="error")
-            sink.write(_CANONICAL_JSON.encode(value).encode())
+            return _CANONICAL_JSON.encode(value).encode()
         except (ValueError, TypeError) as exc:  # pydantic's errors derive from these
             raise SerializationError(f"cannot serialize as JSON: {exc}") from exc
 

@@ -43,6 +43,7 @@ from stardag.store._blob import (
     PINNED_COMPRESSION,
     SMALL_BLOB,
     STEP,
+    UNCOMPRESSED,
     BlobInfo,
     BlobWriter,
     Compression,
@@ -179,6 +180,15 @@ class Store:
         """
         settings = self.compression or Compression.from_env()
         return BlobWriter(self.backend, blob_path, settings, inline_max, self.lock.shared)
+
+    def put_output(self, data: bytes, inline_max: int) -> BlobInfo:
+        """An output's bytes already in memory, stored as `writer(inline_max)` would store
+        them: up to `inline_max` bytes are only hashed and returned inline."""
+        if len(data) <= inline_max:
+            return BlobInfo(_hashing.digest_bytes(data), len(data), 0, UNCOMPRESSED, inline=data)
+        writer = self.writer()
+        writer.write(data)
+        return writer.finish()
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         """Store bytes as a blob."""

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from stardag import _config
 from stardag._errors import SerializationError, StardagError, TargetNotFoundError
 from stardag.store import _serialize
+from stardag.store._blob import BlobInfo
 from stardag.store._directory import Directory
 from stardag.store._store import INLINE_MAX, SMALL_BLOB, ActionRecord, Store, now_iso, store_for
 from stardag.task._base import LoadableTask, flatten_task_struct
@@ -65,20 +66,14 @@ class Output(Generic[T]):
         store = self.store
         serializer = _serialize.for_store(type(task).__stardag_serializer__, store)
         _check_class(task, serializer, value)
-        writer = store.writer(inline_max=INLINE_MAX)
         try:
-            serializer.dump(value, typing.cast(typing.IO[bytes], writer))
-            info = writer.finish()
+            info = _stored(store, serializer, value)
         except SerializationError as exc:
-            writer.abort()
             raise SerializationError(
                 f"task {_describe(task)} returned a {type(value).__qualname__} that its "
                 f"{serializer.name} serializer cannot store: {exc}",
                 task_id=task.id,
             ) from exc.__cause__
-        except BaseException:
-            writer.abort()
-            raise
         state = task._run_state
         requires = None if state is None else state.get("requires")
         if requires is None:  # saved outside a build's engine
@@ -148,6 +143,20 @@ class Output(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Output({_describe(self.task)})"
+
+
+def _stored(store: Store, serializer: _serialize.Serializer, value: Any) -> BlobInfo:
+    """Serialize `value` into the store: a blob, or bytes to keep in the record."""
+    dump_bytes = getattr(serializer, "dump_bytes", None)
+    if dump_bytes is not None:  # a serializer that builds the bytes in memory anyway
+        return store.put_output(dump_bytes(value), inline_max=INLINE_MAX)
+    writer = store.writer(inline_max=INLINE_MAX)
+    try:
+        serializer.dump(value, typing.cast(typing.IO[bytes], writer))
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def _deserialize(serializer: _serialize.Serializer, source: typing.IO[bytes], task: Any) -> Any:
