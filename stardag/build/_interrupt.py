@@ -165,7 +165,7 @@ class PublishGate:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._drained = threading.Event()  # set once closed with nothing in flight
+        self._drained: threading.Event | None = None  # made by a close() that must wait
         self.closed = False
 
     def check(self, task_id: str) -> None:
@@ -186,7 +186,8 @@ class PublishGate:
             self.closed = True
             if not self._in_flight:
                 return
-        self._drained.wait()
+            drained = self._drained = threading.Event()  # set by the last publisher out
+        drained.wait()
 
 
 class _Publishing:
@@ -207,7 +208,7 @@ class _Publishing:
         gate = self.gate
         with gate._lock:
             gate._in_flight -= 1
-            if gate.closed and not gate._in_flight:
+            if gate._drained is not None and not gate._in_flight:
                 gate._drained.set()
 
 

@@ -15,6 +15,7 @@ finish publishes nothing (the store writes blob then record, each atomically).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import pickle
@@ -179,9 +180,15 @@ def probe(payloads: list[bytes]) -> list[str | None]:
     return answers
 
 
+@functools.cache
+def _hostname() -> str:
+    """This machine's name (asked once per process: every job names where it ran)."""
+    return socket.gethostname()
+
+
 def worker_place(executor: str, address: str | None = None) -> RunPlace:
     """This worker process as a `RunPlace`."""
-    ref = f"{socket.gethostname()}:{os.getpid()}"
+    ref = f"{_hostname()}:{os.getpid()}"
     return RunPlace(executor, f"{address} {ref}" if address else ref)
 
 
