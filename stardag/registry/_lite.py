@@ -426,9 +426,12 @@ def renew(conn: LiteConnection, holder: Holder, ttl: float) -> int:
 
 
 def release(
-    conn: LiteConnection, holder: Holder, done: Sequence[str], failed: Mapping[str, str]
+    conn: _bulk.Executes, holder: Holder, done: Sequence[str], failed: Mapping[str, str]
 ) -> None:
-    """Release claims: tasks finished or given up (`done`), and failed ones with their errors."""
+    """Release claims: tasks finished or given up (`done`), and failed ones with their errors.
+
+    Also `_claims.release`'s on SQLite, through SQLAlchemy's connection.
+    """
     # `+build_id`: look rows up by task id (the primary key). Left to itself, SQLite's
     # planner picks the build's index and walks every claim the build ever took, per
     # statement: quadratic in the build's size.

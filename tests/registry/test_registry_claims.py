@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import stardag as sd
 from stardag.registry import _claims
 
@@ -52,4 +54,37 @@ def test_released_and_failed_claims_are_free_and_keep_the_error(registry_url: st
     )
     assert registry.write(lambda conn: _claims.release(conn, B, [T1], {})) is None  # not B's
     assert sorted(_claim(registry, B)) == [_claims.Won(T1, False), _claims.Won(T2, False)]
+    registry.close()
+
+
+def test_releases_look_claims_up_by_task_id_not_through_the_builds_index(
+    registry_url: str,
+) -> None:
+    """Each release statement finds its rows by primary key: through the build's index it
+    would walk every claim the build took, per statement (quadratic in the build's size)."""
+    from sqlalchemy import event
+
+    registry = sd.registry.Registry(registry_url)
+    ids = [f"{k:064x}" for k in range(40)]
+    registry.write(lambda conn: _claims.claim(conn, ids, A, 60.0))
+    seen: list[tuple[str, Any]] = []
+
+    def note(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CLAIMS"):
+            seen.append((statement, params))
+
+    event.listen(registry.engine, "before_cursor_execute", note)
+    try:
+        registry.write(lambda conn: _claims.release(conn, A, ids[:39], {ids[39]: "boom"}))
+    finally:
+        event.remove(registry.engine, "before_cursor_execute", note)
+    assert len(seen) >= 2  # the finished ones, and the failed one
+    explain = "EXPLAIN QUERY PLAN " if registry.is_sqlite else "EXPLAIN "
+    with registry.engine.connect() as conn:
+        for statement, params in seen:
+            plan = conn.exec_driver_sql(explain + statement, params).fetchall()
+            text = " ".join(str(part) for row in plan for part in row)
+            assert "ix_claims_build_id" not in text, (statement, text)
+    states = {r["task_id"]: r["state"] for r in registry.read(_claims.holders)}
+    assert states == {**dict.fromkeys(ids[:39], "released"), ids[39]: "failed"}
     registry.close()
