@@ -52,6 +52,11 @@ BUSY_TIMEOUT_MS = 15_000  # as `_db`
 # multi-row writes prepare long statements in several sizes, each holding its program.
 STATEMENTS = 32
 LOCK_RETRIES = 8
+# Page cache per connection, in KiB (SQLite's default is 2 MiB). A build inserts rows
+# keyed by random 64-hex ids into a dozen indexes; once those outgrow the cache, every
+# insert reads its pages back (a 10,000-task build: ~20 MB of registry, SQLite's CPU
+# per task 66 -> 40 us with 8 MiB). The cache fills only as pages are touched.
+CACHE_KIB = 8192
 _PREFIX = "sqlite:///"
 
 # Retry jitter from a generator of our own: the global one is the user's (and a
@@ -163,6 +168,7 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
 
 
