@@ -155,20 +155,34 @@ class RowMaker:
         batch.edges.extend(_writes.edge_rows(task_id, deps, "static"))
 
     def _finished(self, batch: BatchRows, task: BaseTask, event: BuildEvent, outcome: str) -> None:
-        self._task(batch, task, event.time, static=None)
-        started = self._started.pop(task.id, event.time)
-        run = self._run(task, outcome, started, event.time)
+        task_id, ended, record = task.id, event.time, event.record
+        self._task(batch, task, ended, static=None)
+        started = self._started.pop(task_id, ended)
         where = event.where or self._here
-        run |= {"executor": where.executor, "executor_ref": where.ref}
-        batch.edges.extend(_writes.edge_rows(task.id, event.dynamic, "dynamic"))
+        run = {  # one dict, the columns in `_run`'s order (every run of a batch alike)
+            "build_id": self.build_id,
+            "task_id": task_id,
+            "outcome": outcome,
+            "started": started,
+            "ended": ended,
+            "duration": ended - started,
+            "error_type": None,
+            "error_message": None,
+            "traceback": None,
+            "digest": None if record is None else record.digest,
+            "size_raw": None if record is None else record.size_raw,
+            "fingerprint": self._code_of(type(task))[2],
+            "executor": where.executor,
+            "executor_ref": where.ref,
+        }
+        if event.dynamic:
+            batch.edges.extend(_writes.edge_rows(task_id, event.dynamic, "dynamic"))
         if event.error is not None:
             run |= _error_columns(event.error)
-        record = event.record
         if record is not None:
-            run |= {"digest": record.digest, "size_raw": record.size_raw}
             batch.outputs.append(self._output(task, record))
         batch.runs.append(run)
-        self._seen.discard(task.id)  # its last event: memory stays flat with the build
+        self._seen.discard(task_id)  # its last event: memory stays flat with the build
 
     def _run(self, task: BaseTask, outcome: str, started: float, ended: float) -> Row:
         return {
