@@ -95,12 +95,16 @@ class RowMaker:
     A task's row is made once: `_seen` holds the ids of tasks whose row is written
     and whose last event (finished, cached or skipped) has not come yet; the
     engine sends that event once per task, so the set holds only tasks in flight.
+    A started task's row waits in `_pending` for its finish in the same slice of
+    events, whose action record carries the spec already made (no second
+    `task.spec()`); the slice's end writes the rows still waiting.
     """
 
     def __init__(self, build_id: str) -> None:
         self.build_id = build_id
         self._seen: set[str] = set()
         self._started: dict[str, float] = {}
+        self._pending: dict[str, tuple[BaseTask, float, tuple[str, ...] | None]] = {}
         # Per class and per root key, not per task: most of a build is few classes.
         self._code: dict[type, tuple[str, str, str | None]] = {}
         self._stores: dict[str, str | None] = {}
@@ -111,6 +115,9 @@ class RowMaker:
         batch = BatchRows(self.build_id)
         for event in events:
             self._add(batch, event, build_error)
+        for task, seen, static in self._pending.values():  # started, not finished yet
+            self._task_row(batch, task, seen, static, None)
+        self._pending.clear()
         return batch
 
     def _add(self, batch: BatchRows, event: BuildEvent, build_error: BaseException | None) -> None:
@@ -124,7 +131,7 @@ class RowMaker:
         elif task is None:
             return
         elif kind is EventKind.TASK_STARTED:
-            self._task(batch, task, event.time, static=event.requires)
+            self._task(batch, task, event.time, static=event.requires, later=True)
             self._started[task.id] = event.time
         elif kind is EventKind.TASK_COMPLETED:
             self._finished(batch, task, event, outcome="computed")
@@ -143,20 +150,48 @@ class RowMaker:
             self._seen.discard(task.id)  # its last event: memory stays flat with the build
 
     def _task(
-        self, batch: BatchRows, task: BaseTask, seen: float, static: tuple[str, ...] | None
+        self,
+        batch: BatchRows,
+        task: BaseTask,
+        seen: float,
+        static: tuple[str, ...] | None,
+        spec: dict[str, Any] | None = None,
+        later: bool = False,
     ) -> None:
+        """Make a task's row once: now, or (`later`) with its finish, or at the slice's end.
+
+        `spec`: the task's spec if already made (its action record's).
+        """
         task_id = task.id
         if task_id in self._seen:
+            waiting = self._pending.pop(task_id, None)
+            if waiting is not None:
+                self._task_row(batch, *waiting, spec)
             return
         self._seen.add(task_id)
+        if later:
+            self._pending[task_id] = (task, seen, static)
+        else:
+            self._task_row(batch, task, seen, static, spec)
+
+    def _task_row(
+        self,
+        batch: BatchRows,
+        task: BaseTask,
+        seen: float,
+        static: tuple[str, ...] | None,
+        spec: dict[str, Any] | None,
+    ) -> None:
+        task_id = task.id
         module, qualname, code = self._code_of(type(task))
-        batch.tasks.append(_writes.spec_row(task_id, task.spec(), seen, module, qualname, code))
+        spec = task.spec() if spec is None else spec
+        batch.tasks.append(_writes.spec_row(task_id, spec, seen, module, qualname, code))
         deps = static if static is not None else _static_deps(task)
         batch.edges.extend(_writes.edge_rows(task_id, deps, "static"))
 
     def _finished(self, batch: BatchRows, task: BaseTask, event: BuildEvent, outcome: str) -> None:
         task_id, ended, record = task.id, event.time, event.record
-        self._task(batch, task, ended, static=None)
+        self._task(batch, task, ended, None, None if record is None else record.spec)
         started = self._started.pop(task_id, ended)
         where = event.where or self._here
         run = {  # one dict, the columns in `_run`'s order (every run of a batch alike)
