@@ -159,9 +159,9 @@ def used_since(conn: Connection, since: float, skip_builds: Collection[str] = ()
 
 
 # -- outputs and their deletion ----------------------------------------------------------------
-def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
-    """Output rows written to one of `stores` (or to an unrecorded store)."""
-    deleted = (
+def _times_deleted() -> Any:
+    """How often an output row's blob was marked deleted since the row was written."""
+    return (
         select(func.count())
         .select_from(OUTPUT_DELETIONS)
         .where(
@@ -171,6 +171,11 @@ def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
         )
         .scalar_subquery()
     )
+
+
+def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
+    """Output rows written to one of `stores` (or to an unrecorded store)."""
+    deleted = _times_deleted()
     query = select(OUTPUTS, deleted.label("is_deleted")).where(
         OUTPUTS.c.store.in_(list(stores)) | OUTPUTS.c.store.is_(None)
     )
@@ -185,16 +190,7 @@ def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
 def output_keys(conn: Connection, stores: Collection[str]) -> list[tuple[str, str, float, bool]]:
     """`outputs`, lean: (task id, digest, created, marked deleted) of each output row
     written to one of `stores` (or to an unrecorded store); verify reads them all."""
-    deleted = (
-        select(func.count())
-        .select_from(OUTPUT_DELETIONS)
-        .where(
-            OUTPUT_DELETIONS.c.task_id == OUTPUTS.c.task_id,
-            OUTPUT_DELETIONS.c.digest == OUTPUTS.c.digest,
-            OUTPUT_DELETIONS.c.deleted >= OUTPUTS.c.created,
-        )
-        .scalar_subquery()
-    )
+    deleted = _times_deleted()
     query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created, deleted).where(
         OUTPUTS.c.store.in_(list(stores)) | OUTPUTS.c.store.is_(None)
     )
