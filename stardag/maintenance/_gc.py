@@ -17,9 +17,10 @@ anything written or reused since the mark (see `_sweep` and `stardag.store._lock
 Marking deletes nothing; `GcPlan` says what would go (by task family) and why
 the rest stays (by reason); `GcPlan.why(key)` gives the chain from a root.
 
-At scale (100,000 records) the mark reads each record once, lists a local store's
-records with their sizes and mtimes in one pass, and reads the registry's edges in
-one query; the sweep re-checks every candidate's file and registry rows just before
+At scale (100,000 records) the mark lists a local store's records with their stats and
+reads only those its record index (`stardag.store._index`) has no entry for as the
+files are now (other stores: each record once), and reads the registry's edges in one
+query; the sweep re-checks every candidate's file and registry rows just before
 deleting it, so what the mark saw is never the last word.
 """
 
@@ -31,14 +32,24 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from stardag import _hashing
 from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
 from stardag.maintenance._bulk import collector_paused
-from stardag.store._backends import FileStat
+from stardag.store._backends import LocalBackend
+from stardag.store._index import (
+    RecordFacts,
+    RecordIndex,
+    family_of,
+    read_file,
+    record_files,
+    row_facts,
+)
 from stardag.store._record import ActionRecord
 from stardag.store._store import (
     CLOCK_SLACK,
+    DIRECTORY_SERIALIZER,
     Store,
     record_path,
 )
@@ -125,9 +136,11 @@ class GcPlan:
         """How many live records each root reason keeps (closure included), and recent blobs."""
         counts: Counter[str] = Counter()
         roots: dict[str, str] = {}  # task id -> its root, each chain walked once
-        for task_id in self.reached_from:
-            if task_id in self.families:  # it has a record in this store
-                counts[self.roots[self._root_of(task_id, roots)]] += 1
+        families, reasons = self.families, self.roots
+        for task_id, parent in self.reached_from.items():
+            if task_id in families:  # it has a record in this store
+                root = task_id if parent is None else self._root_of(task_id, roots)
+                counts[reasons[root]] += 1
         if self.recent_blobs:
             counts[f"blobs {GRACE_REASON}"] += len(self.recent_blobs)
         return dict(counts)
@@ -278,16 +291,6 @@ def _alive(build: BuildRef) -> bool:
 
 
 # -- the closure -------------------------------------------------------------------------------
-class _Facts(NamedTuple):
-    """What gc needs of one action record; the parsed record itself is let go."""
-
-    deps: list[str]  # its static and dynamic dependencies
-    blobs: list[str]  # the blobs its output needs
-    family: str
-    digest: str
-    inline: bool
-
-
 class _Closure:
     """Walks dependencies down from roots, noting each live task's parent and blobs."""
 
@@ -295,40 +298,69 @@ class _Closure:
         self.store = store
         self.registry = registry
         self.plan = plan
-        self._facts: dict[str, _Facts | None] = {}
+        self._facts: dict[str, RecordFacts | None] = {}
         self._families: dict[tuple[str, str], str] = {}  # one string per family
         self._edges: dict[str, list[str]] | None = None  # the registry's, read once
-        self.stats: dict[str, FileStat] = {}  # record file stats of a local store's listing
-        self.all_records = self._list_records()
+        self.stats: dict[str, os.stat_result] = {}  # record files' stats, of a local store
+        backend = store.backend
+        if isinstance(backend, LocalBackend):
+            self.all_records = self._list_local(backend)
+        else:
+            self.all_records = self._list_records()
 
     def _list_records(self) -> list[str]:
-        """Every task id with a record, each read now (gc needs them all); a local
-        store's file stats come in the same pass."""
+        """Every task id with a record, each read now (gc needs them all)."""
         task_ids = []
-        for task_id, stat, data in self.store.scan_records():
+        for task_id, _stat, data in self.store.scan_records():
             task_ids.append(task_id)
-            if stat is not None:
-                self.stats[task_id] = stat
-            try:
-                record = ActionRecord.from_json(data, task_id)
-            except InvalidRecordError:
-                self._facts[task_id] = None
-            else:
-                self._facts[task_id] = self._facts_of(record)
+            self._facts[task_id] = self._parse(task_id, data)[0]
         task_ids.sort()
         return task_ids
+
+    def _list_local(self, backend: LocalBackend) -> list[str]:
+        """Every task id with a record in a local store, with its file's stats; a record
+        is read only if the record index has no entry for its file as it is now."""
+        index = RecordIndex(backend, self.plan.stamp)
+        task_ids = []
+        for task_id, st in record_files(backend, index.rows):
+            row = index.trusted(task_id, st)
+            if row is not None:
+                facts = row_facts(row)
+            else:
+                read = read_file(backend, task_id)
+                if read is None:
+                    continue  # deleted since the listing
+                st, data = read
+                facts, cacheable = self._parse(task_id, data)
+                if cacheable:
+                    index.put(task_id, st, _still_sound(index.sound(task_id), data), facts)
+            self._facts[task_id] = facts
+            self.stats[task_id] = st
+            task_ids.append(task_id)
+        index.save(task_ids)
+        task_ids.sort()
+        return task_ids
+
+    def _parse(self, task_id: str, data: bytes) -> tuple[RecordFacts | None, bool]:
+        """What a stored record says (None if it is invalid), and whether the record
+        index may keep that (not for a directory output: its manifest may be damaged)."""
+        try:
+            record = ActionRecord.from_json(data, task_id)
+        except InvalidRecordError:
+            return None, True
+        return self._facts_of(record), record.serializer != DIRECTORY_SERIALIZER
 
     def mtime(self, task_id: str) -> float:
         """The mtime of a task's record file, as listed (a local store) or asked now."""
         stat = self.stats.get(task_id)
-        return stat.mtime if stat is not None else _mtime(self.store, record_path(task_id))
+        return stat.st_mtime if stat is not None else _mtime(self.store, record_path(task_id))
 
     def size(self, task_id: str) -> int:
         """The size of a task's record file, as listed (a local store) or asked now."""
         stat = self.stats.get(task_id)
-        return stat.size if stat is not None else _size(self.store, record_path(task_id))
+        return stat.st_size if stat is not None else _size(self.store, record_path(task_id))
 
-    def facts(self, task_id: str) -> _Facts | None:
+    def facts(self, task_id: str) -> RecordFacts | None:
         """What the task's action record says (read once: listed records when listed);
         None if it has none or it is invalid (verify reports it; gc treats it as garbage)."""
         try:
@@ -343,7 +375,7 @@ class _Closure:
         self._facts[task_id] = found
         return found
 
-    def _facts_of(self, record: ActionRecord) -> _Facts:
+    def _facts_of(self, record: ActionRecord) -> RecordFacts:
         spec = record.spec
         key = (spec.get("namespace", ""), spec.get("name", "?"))
         try:
@@ -355,7 +387,7 @@ class _Closure:
                 name = self._families[key] = family(record)
         deps = record.requires + record.dynamic if record.dynamic else record.requires
         blobs = self.required(record)
-        return _Facts(deps, blobs, name, record.digest, record.inline is not None)
+        return RecordFacts(deps, blobs, name, record.digest, record.inline is not None)
 
     def _registry_edges(self) -> dict[str, list[str]]:
         if self._edges is None:  # one pass over the table, not a query per frontier
@@ -406,8 +438,12 @@ class _Closure:
 
 def family(record: ActionRecord) -> str:
     """A task's family: `namespace.name`, or just the name without a namespace."""
-    namespace, name = record.spec.get("namespace", ""), record.spec.get("name", "?")
-    return f"{namespace}.{name}" if namespace else str(name)
+    return family_of(record.spec)
+
+
+def _still_sound(sound: str, data: bytes) -> str:
+    """`sound` (the blake3 of bytes a verify checked whole) if `data` are those bytes."""
+    return sound if sound and _hashing.digest_bytes(data) == sound else ""
 
 
 # -- what is left ------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ orphan temp files and modified checkouts (checked out again on next use).
 Blobs are decoded and hashed on a few threads at once (zstd and blake3 let go of
 the interpreter lock on large buffers); findings keep the order of the digests.
 Each record is read once: an output row whose bytes live inside a record checked
-here is judged by that record, not by reading it again.
+here is judged by that record, not by reading it again. Every record of a local store
+is read and hashed every time; one whose exact bytes an earlier verify checked whole
+(the record index, `stardag.store._index`) is not parsed and checked again.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ from stardag._errors import BlobNotFoundError, CorruptBlobError, InvalidRecordEr
 from stardag.maintenance import _repair
 from stardag.maintenance._bulk import collector_paused
 from stardag.maintenance._findings import Finding, Kind
+from stardag.store._backends import LocalBackend
 from stardag.store._blob import STEP
 from stardag.store._directory import checkout_changes, checkouts_root
 from stardag.store._frames import FrameDecoder, FrameError
+from stardag.store._index import RecordFacts, RecordIndex, family_of, scan_files
 from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord
 from stardag.store._store import DIRECTORY_SERIALIZER, Store, blob_path, record_path
@@ -180,11 +184,15 @@ class _Verify:
     def check(self) -> None:
         self.blobs = set(self.store.iter_blobs())
         records: list[tuple[str, bytes | None]]
-        if self.sample is None:  # every record, listed and read in one pass
-            records = sorted((t, data) for t, _stat, data in self.store.scan_records())
+        backend = self.store.backend
+        if self.sample is None and isinstance(backend, LocalBackend):
+            self._check_local_records(backend)
         else:
-            records = list(self._read(self._pick(self.store.iter_records())))
-        self._check_records(records)
+            if self.sample is None:  # every record, listed and read in one pass
+                records = sorted((t, data) for t, _stat, data in self.store.scan_records())
+            else:
+                records = list(self._read(self._pick(self.store.iter_records())))
+            self._check_records(records)
         self._check_blobs(self._pick(self.blobs))
         self._check_needed()
         rows = self._check_registry()
@@ -202,17 +210,46 @@ class _Verify:
                 yield task_id, None  # deleted since the listing
 
     def _check_records(self, records: Iterable[tuple[str, bytes | None]]) -> None:
-        directory = DIRECTORY_SERIALIZER
         for task_id, data in records:
             self.report.records += 1
             record = None if data is None else self._record(task_id, data)
+            if record is not None:
+                self._sound(task_id, record)
+
+    def _check_local_records(self, backend: LocalBackend) -> None:
+        """Every record of a local store read and hashed; those whose exact bytes a
+        verify checked whole before (the record index) are not parsed again."""
+        index = RecordIndex(backend, self.store.file_time())
+        listed = []
+        for task_id, st, data in scan_files(backend):  # in task id order
+            listed.append(task_id)
+            self.report.records += 1
+            sound = _hashing.digest_bytes(data)
+            facts = index.vouched(task_id, sound)
+            if facts is not None:
+                self._note(task_id, facts.digest, facts.inline, facts.blobs)
+                continue
+            record = self._record(task_id, data)
             if record is None:
                 continue
-            self.outputs[task_id] = (record.digest, record.inline is not None)
-            if record.serializer == directory:
-                self.directories[record.digest] = record
-            for digest in self._required(record):
-                self.needed.setdefault(digest, set()).add(task_id)
+            blobs = self._sound(task_id, record)
+            if record.serializer != DIRECTORY_SERIALIZER:
+                facts = _facts(record, blobs)
+                index.put(task_id, st, sound, facts)
+        index.save(listed)
+
+    def _sound(self, task_id: str, record: ActionRecord) -> list[str]:
+        """Note what a sound record says; the blobs its output needs."""
+        if record.serializer == DIRECTORY_SERIALIZER:
+            self.directories[record.digest] = record
+        blobs = self._required(record)
+        self._note(task_id, record.digest, record.inline is not None, blobs)
+        return blobs
+
+    def _note(self, task_id: str, digest: str, inline: bool, blobs: list[str]) -> None:
+        self.outputs[task_id] = (digest, inline)
+        for blob in blobs:
+            self.needed.setdefault(blob, set()).add(task_id)
 
     def _record(self, task_id: str, data: bytes) -> ActionRecord | None:
         try:
@@ -351,3 +388,10 @@ class _Verify:
             return self.now - self.store.backend.stat(path).mtime
         except FileNotFoundError:
             return 0.0
+
+
+def _facts(record: ActionRecord, blobs: list[str]) -> RecordFacts:
+    deps = record.requires + record.dynamic if record.dynamic else record.requires
+    return RecordFacts(
+        deps, blobs, family_of(record.spec), record.digest, record.inline is not None
+    )

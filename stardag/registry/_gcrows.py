@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag.registry import _models
@@ -57,6 +57,23 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + CHUNK]
 
 
+def _fetch_all(conn: Connection, query: Select[Any]) -> list[Any]:
+    """Every row of `query` as the driver gives it, fetched in one call: gc and verify
+    read 100,000-row tables, where SQLAlchemy's row objects cost as much again as the
+    query itself. The parameters (task and build ids) are rendered into the SQL by the
+    dialect; a driver error is raised as SQLAlchemy would raise it (the query re-run)."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    # The connection is open (we are inside its transaction), so it has a DBAPI one.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error:
+        return list(conn.execute(query).all())  # raises as a DBAPIError, which callers handle
+    finally:
+        cursor.close()
+
+
 def _build_ref(row: Any) -> BuildRef:
     return BuildRef(
         row.id, row.started, row.status, row.host, row.pid, tuple(json.loads(row.roots))
@@ -87,7 +104,7 @@ def build_tasks(conn: Connection, build_ids: Sequence[str]) -> dict[str, list[st
     tasks: dict[str, list[str]] = {b: [] for b in build_ids}
     for chunk in _chunks(list(build_ids)):
         query = select(RUNS.c.build_id, RUNS.c.task_id).where(RUNS.c.build_id.in_(chunk))
-        for build_id, task_id in conn.execute(query):
+        for build_id, task_id in _fetch_all(conn, query):
             tasks[build_id].append(task_id)
     return tasks
 
@@ -106,7 +123,7 @@ def all_edges(conn: Connection) -> dict[str, list[str]]:
     """Static and dynamic dependencies of every task id the registry knows, in one query
     (gc walks most of them: one pass beats a query per level of the closure)."""
     deps: dict[str, list[str]] = {}
-    for task_id, dep_id in conn.execute(select(EDGES.c.task_id, EDGES.c.dep_id)):
+    for task_id, dep_id in _fetch_all(conn, select(EDGES.c.task_id, EDGES.c.dep_id)):
         found = deps.get(task_id)
         if found is None:
             deps[task_id] = [dep_id]
@@ -194,7 +211,7 @@ def output_keys(conn: Connection, stores: Collection[str]) -> list[tuple[str, st
     query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created, deleted).where(
         OUTPUTS.c.store.in_(list(stores)) | OUTPUTS.c.store.is_(None)
     )
-    return [(t, d, c, n > 0) for t, d, c, n in conn.execute(query)]
+    return [(t, d, c, n > 0) for t, d, c, n in _fetch_all(conn, query)]
 
 
 def mark_deleted(

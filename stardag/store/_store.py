@@ -6,6 +6,7 @@ Layout under a root (documented in docs/identity-and-storage.md):
     records/<id[:2]>/<id[2:]>.json   action record: spec, digest, serializer, sizes (`_record`)
     records/<id[:2]>/<id[2:]>.sig    its writers' signatures, on a remote (`stardag.remote`)
     tmp/<random>                     writes in progress (renamed away when complete)
+    records.idx                      what each record says, cached for gc and verify (`_index`)
 
 A remote cache is simply another `Store` on another URL with the same layout;
 `has_blobs`, `copy_blob` and `required_blobs` are what moving outputs between two
@@ -26,7 +27,6 @@ import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 from stardag import _hashing
@@ -37,7 +37,6 @@ from stardag.store._backends import (
     FileStat,
     LocalBackend,
     fsync_enabled,
-    read_fd,
 )
 from stardag.store._blob import (
     PINNED_COMPRESSION,
@@ -54,6 +53,7 @@ from stardag.store._blob import (
 )
 from stardag.store._frames import FrameError, decode_all
 from stardag.store._fsspec import FsspecBackend
+from stardag.store._index import scan_files
 from stardag.store._lock import StoreLock
 from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord, now_iso
@@ -335,10 +335,8 @@ class Store:
                 except FileNotFoundError:
                     continue
             return
-        # records/<id[:2]>/<id[2:]>.json, as task_id_of_record_path reads it
-        for folder in _entries(os.path.join(self.backend.root, RECORDS)):
-            if len(folder.name) == 2 and folder.is_dir(follow_symlinks=False):
-                yield from _scan_folder(folder.path, folder.name)
+        for task_id, st, data in scan_files(self.backend):
+            yield task_id, FileStat(st.st_size, st.st_mtime), data
 
     def put_record(self, record: ActionRecord) -> None:
         """Publish a record; its blob must already be stored (blob, then record)."""
@@ -440,42 +438,6 @@ class _SeenRecords:
             records[task_id] = (data, record)
             if len(records) > SEEN_RECORDS:
                 del records[next(iter(records))]
-
-
-def _scan_folder(path: str, prefix: str) -> Iterator[tuple[str, FileStat, bytes]]:
-    """The records in one fan-out folder of a local store: each file opened by name
-    within the folder, its stats read from the open file (no path is looked up twice)."""
-    try:
-        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    try:
-        for name in os.listdir(folder):
-            task_id = prefix + name[:-5]
-            if len(name) != 67 or not name.endswith(".json") or not _hashing.is_hex_key(task_id):
-                continue
-            try:
-                fd = os.open(name, os.O_RDONLY, dir_fd=folder)
-            except FileNotFoundError:
-                continue  # deleted since the listing
-            try:
-                stat = os.fstat(fd)
-                if not S_ISREG(stat.st_mode):
-                    continue
-                data = read_fd(fd)
-            finally:
-                os.close(fd)
-            yield task_id, FileStat(stat.st_size, stat.st_mtime), data
-    finally:
-        os.close(folder)
-
-
-def _entries(folder: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []
 
 
 def _missing(digest: str, task_id: str | None) -> BlobNotFoundError:

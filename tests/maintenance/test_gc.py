@@ -234,3 +234,52 @@ def test_the_mark_reads_each_record_and_the_registry_edges_once(
     assert {c.key for c in plan.records} == set(store.iter_records()) - live
     assert all(c.size > 0 for c in plan.records)
     assert plan.kept_by_reason() == {"pin report": len(live)}
+
+
+@pytest.fixture
+def no_racy_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the record index cache records written just now (in real use, only records
+    older than `RACY` are cached, and a test's are all younger)."""
+    from stardag.store import _index
+
+    monkeypatch.setattr(_index, "RACY", -3600.0)
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_gc_reads_a_record_rewritten_behind_the_index_and_forgets_a_deleted_one(
+    store: Store, registry: Registry
+) -> None:
+    """The record index never outlives its file: a record republished with a new
+    dependency keeps that dependency live, and a deleted record is no candidate."""
+    sd.registry.pin("report", cli_tasks.pipeline, registry=registry)
+    first = mark(store, registry, GcRoots(), grace=0)
+    assert cli_tasks.other.id in {c.key for c in first.records}
+    record = store.get_record(cli_tasks.pipeline.id)
+    assert record is not None
+    store.put_record(ActionRecord(**{**record.__dict__, "requires": [cli_tasks.other.id]}))
+    doomed = cli_tasks.other.values.id  # type: ignore[attr-defined]
+    store.delete_record(doomed)
+    second = mark(store, registry, GcRoots(), grace=0)
+    assert cli_tasks.other.id in second.reached_from
+    assert doomed not in {c.key for c in second.records}
+    assert second.chain(cli_tasks.other.id) == [cli_tasks.pipeline.id, cli_tasks.other.id]
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_a_second_mark_reads_no_unchanged_record(
+    store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records whose files are as the last gc saw them come from the record index."""
+    sd.registry.pin("report", cli_tasks.pipeline, registry=registry)
+    first = mark(store, registry, GcRoots(), grace=0)
+    reads: list[str] = []
+    from_json = ActionRecord.from_json
+
+    def counted(data: bytes, task_id: str) -> ActionRecord:
+        reads.append(task_id)
+        return from_json(data, task_id)
+
+    monkeypatch.setattr(ActionRecord, "from_json", counted)
+    second = mark(store, registry, GcRoots(), grace=0)
+    assert reads == []
+    assert second.reached_from == first.reached_from and second.records == first.records

@@ -202,3 +202,87 @@ def test_blobs_hashed_at_once_report_in_digest_order(
         path.write_bytes(path.read_bytes()[:-3])
     report = verify(store, open_registry())
     assert [f.digest for f in report.findings if f.digest in blobs][: len(blobs)] == blobs
+
+
+@pytest.fixture
+def no_racy_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the record index cache records written just now (in real use, only records
+    older than `RACY` are, and a test's are all younger)."""
+    from stardag.store import _index
+
+    monkeypatch.setattr(_index, "RACY", -3600.0)
+
+
+def _same_size_edit(path: Path, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` (as long) in a file, and put its mtime back."""
+    assert len(old) == len(new)
+    before = path.stat()
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_a_second_verify_does_not_parse_records_it_checked_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records whose bytes hash as they did when a verify checked them are not parsed
+    again (each is still read and hashed), and the report is the same."""
+    first = verify(store, open_registry())
+    reads: list[str] = []
+    from_json = ActionRecord.from_json
+
+    def counted(data: bytes, task_id: str) -> ActionRecord:
+        reads.append(task_id)
+        return from_json(data, task_id)
+
+    monkeypatch.setattr(ActionRecord, "from_json", counted)
+    second = verify(store, open_registry())
+    assert reads == []
+    assert first.ok and second.ok and second.findings == []
+    assert (second.records, second.outputs, second.blobs) == (4, 4, first.blobs)
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_a_record_tampered_after_a_clean_verify_is_still_reported(store: Store) -> None:
+    """A record changed in place (same size, mtime put back) after a clean verify: the
+    next verify reads its bytes, finds they are not the ones it checked, and reports it."""
+    assert verify(store, open_registry()).ok
+    path = _path(store, record_path(cli_tasks.summed.id))
+    _same_size_edit(path, b'"name":"total"', b'"name":"totaL"')
+    report = verify(store, open_registry())
+    assert [(f.kind, f.task_ids) for f in report.findings] == [
+        (Kind.SPEC_MISMATCH, (cli_tasks.summed.id,))
+    ]
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_inline_bytes_corrupted_after_a_clean_verify_are_still_reported(store: Store) -> None:
+    """An inline output whose base64 still decodes but to other bytes, after a clean
+    verify: a digest mismatch, as on the first verify."""
+    assert verify(store, open_registry()).ok
+    record = store.get_record(cli_tasks.summed.id)
+    assert record is not None and record.inline is not None
+    inline = record.inline.encode()
+    other = bytes([inline[0] ^ 0x01]) + inline[1:]  # still base64, other bytes
+    _same_size_edit(_path(store, record_path(cli_tasks.summed.id)), inline, other)
+    report = verify(store, open_registry())
+    assert [(f.kind, f.task_ids) for f in report.findings] == [
+        (Kind.DIGEST_MISMATCH, (cli_tasks.summed.id,))
+    ]
+
+
+@pytest.mark.usefixtures("no_racy_margin")
+def test_a_blob_corrupted_after_a_clean_verify_is_still_reported(store: Store) -> None:
+    """Blobs are hashed on every verify: a flipped byte after a clean one is reported."""
+    assert verify(store, open_registry()).ok
+    blob = _blob_of(store, cli_tasks.base)
+    before = blob.stat()
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))
+    report = verify(store, open_registry())
+    assert [f.kind for f in report.findings] == [Kind.CORRUPT_FRAME]
+    assert cli_tasks.base.id in report.findings[0].task_ids

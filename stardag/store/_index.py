@@ -1,0 +1,241 @@
+"""The record index: what each action record of a local store says, cached, stat-checked.
+
+gc and verify need a few facts of every record (its dependencies, the blobs its output
+needs, its family, its digest); reading and validating 100,000 records costs seconds,
+so a local store keeps those facts in one file, `records.idx` at its root, like git's
+index. Invariant: a cached entry is used only for the very file it was read from.
+
+- gc trusts an entry while the record file's stat key (inode, size, mtime and ctime in
+  ns) is the one it was read under. Any write to a file, a rename over it or a touch
+  sets its ctime to the file system's "now", so only a change within the clock tick of
+  the read could keep the key: an entry is cached only when its file's ctime is at
+  least `RACY` older than the scan's start by the file system's clock (git's "racy
+  index" rule, taken at the read rather than at the index's write).
+- verify trusts no stat: it reads every record's bytes, and an entry vouches for them
+  only when it was written by a verify that checked those exact bytes whole (their
+  blake3, `sound`) and they hash the same now. A changed or corrupt record hashes
+  differently and is checked in full.
+- The file carries the blake3 of its body; a damaged, foreign or unreadable index is
+  ignored (every record read afresh) and rewritten. Records not listed are dropped.
+  Writing it is best-effort (a read-only store just goes without), by temp then rename.
+
+Directory outputs are never cached (their manifests are read each time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Container, Iterable, Iterator
+from stat import S_ISREG
+from typing import Any, NamedTuple
+
+from stardag import _hashing
+from stardag._errors import StardagError
+from stardag.store._backends import LocalBackend, read_fd
+
+INDEX_PATH = "records.idx"
+RECORDS = "records"
+_MAGIC = b"stardag-record-index 2 "
+# A record file changed less than this after it was read may keep its stat key (a
+# coarse file system clock): such records are read afresh every time instead.
+RACY = 2.0
+
+StatKey = tuple[int, int, int, int]  # inode, size, mtime ns, ctime ns
+
+
+class RecordFacts(NamedTuple):
+    """What gc and verify need of one sound action record."""
+
+    deps: list[str]  # its static and dynamic dependencies
+    blobs: list[str]  # the blobs its output needs
+    family: str  # namespace.name of its task
+    digest: str
+    inline: bool
+
+
+def family_of(spec: dict[str, Any]) -> str:
+    """A task's family from its spec: `namespace.name`, or just the name."""
+    namespace, name = spec.get("namespace", ""), spec.get("name", "?")
+    return f"{namespace}.{name}" if namespace else str(name)
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """The identity of a file's current content as its stat tells it."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class RecordIndex:
+    """The cached facts of a local store's records; `save` writes back what changed.
+
+    Rows stay as the file holds them until asked for (gc asks for 100,000): task id ->
+    `[inode, size, mtime ns, ctime ns, sound, *facts]`, the facts in `RecordFacts`'
+    order, or no facts for an invalid record.
+    """
+
+    def __init__(self, backend: LocalBackend, stamp: float) -> None:
+        """Load the index of `backend` (empty if there is none or it is unreadable);
+        `stamp`: the scan's start by the store's file clock (see `RACY`)."""
+        self.backend = backend
+        self.rows = _load(backend.abspath(INDEX_PATH))
+        self._racy_after = int((stamp - RACY) * 1e9)
+        self._changed = False
+
+    def trusted(self, task_id: str, st: os.stat_result) -> list[Any] | None:
+        """The row of a record file whose stat key is unchanged since it was read
+        (`row_facts` tells what it says)."""
+        row = self.rows.get(task_id)
+        if (
+            row is None
+            or len(row) not in (5, 10)
+            or row[3] != st.st_ctime_ns
+            or row[2] != st.st_mtime_ns
+            or row[1] != st.st_size
+            or row[0] != st.st_ino
+        ):
+            return None
+        return row
+
+    def vouched(self, task_id: str, sound: str) -> RecordFacts | None:
+        """The facts of a record whose bytes (blake3 `sound`) a verify checked whole
+        before, else None."""
+        row = self.rows.get(task_id)
+        if row is None or len(row) != 10 or row[4] != sound:
+            return None
+        return row_facts(row)
+
+    def sound(self, task_id: str) -> str:
+        """The blake3 of the bytes of this record that a verify checked whole, or ""."""
+        row = self.rows.get(task_id)
+        return "" if row is None else str(row[4])
+
+    def put(self, task_id: str, st: os.stat_result, sound: str, facts: RecordFacts | None) -> None:
+        """Cache what the record file read under `st` says (not if it is too recent)."""
+        if st.st_ctime_ns < self._racy_after:
+            self.rows[task_id] = [*stat_key(st), sound, *(facts or ())]
+            self._changed = True
+
+    def save(self, listed: Iterable[str]) -> None:
+        """Write the rows of the `listed` records back, if anything changed."""
+        listed = set(listed)
+        rows = self.rows
+        if not self._changed and listed == rows.keys():
+            return
+        kept = {t: r for t, r in rows.items() if t in listed}
+        data = json.dumps(kept, separators=(",", ":")).encode()
+        head = _MAGIC + _hashing.digest_bytes(data).encode() + b"\n"
+        with contextlib.suppress(StardagError, OSError):  # a cache: never worth a failure
+            self.backend.put_bytes(INDEX_PATH, head + data)
+        self.rows = kept
+        self._changed = False
+
+
+def row_facts(row: list[Any]) -> RecordFacts | None:
+    """What a row says its record says; None for an invalid record."""
+    if len(row) == 5:
+        return None
+    return tuple.__new__(RecordFacts, row[5:])  # the fields in order, as RecordFacts(*row[5:])
+
+
+# -- the file ----------------------------------------------------------------------------------
+def _load(path: str) -> dict[str, list[Any]]:
+    """The rows of an index file; none if it is missing or damaged."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    head, _, body = data.partition(b"\n")
+    if not head.startswith(_MAGIC) or head[len(_MAGIC) :].decode() != _hashing.digest_bytes(body):
+        return {}
+    try:
+        rows = json.loads(body)
+    except ValueError:
+        return {}
+    return rows if type(rows) is dict else {}
+
+
+# -- listing a local store's records ------------------------------------------------------------
+def record_files(
+    backend: LocalBackend, known: Container[str] = ()
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Every record file of a local store with its stat, without reading any (names of
+    the task ids in `known` were checked before, when they were read)."""
+    for folder, prefix in _folders(backend):
+        try:
+            for name in os.listdir(folder):
+                task_id = prefix + name[:-5]
+                if task_id not in known and not _record_name(name, task_id):
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the listing
+                if S_ISREG(st.st_mode):
+                    yield task_id, st
+        finally:
+            os.close(folder)
+
+
+def scan_files(backend: LocalBackend) -> Iterator[tuple[str, os.stat_result, bytes]]:
+    """Every record file of a local store, in task id order: its task id, its stat
+    (taken before the read, so a change during the read shows as a later stat) and
+    its bytes."""
+    for folder, prefix in _folders(backend):
+        try:
+            yield from _scan_folder(folder, prefix)
+        finally:
+            os.close(folder)
+
+
+def read_file(backend: LocalBackend, task_id: str) -> tuple[os.stat_result, bytes] | None:
+    """One record file's stat (taken before the read) and bytes; None if it is gone."""
+    path = backend.abspath(f"{RECORDS}/{task_id[:2]}/{task_id[2:]}.json")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.fstat(fd), read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _folders(backend: LocalBackend) -> Iterator[tuple[int, str]]:
+    """Each fan-out folder of the records, opened (the caller closes it), with its name."""
+    try:
+        with os.scandir(backend.abspath(RECORDS)) as entries:
+            folders = [e for e in entries if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    for entry in sorted(folders, key=lambda e: e.name):
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        yield fd, entry.name
+
+
+def _scan_folder(folder: int, prefix: str) -> Iterator[tuple[str, os.stat_result, bytes]]:
+    for name in sorted(os.listdir(folder)):
+        task_id = prefix + name[:-5]
+        if not _record_name(name, task_id):
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY, dir_fd=folder)
+        except FileNotFoundError:
+            continue  # deleted since the listing
+        try:
+            st = os.fstat(fd)
+            if not S_ISREG(st.st_mode):
+                continue
+            data = read_fd(fd)
+        finally:
+            os.close(fd)
+        yield task_id, st, data
+
+
+def _record_name(name: str, task_id: str) -> bool:
+    """Whether a file name in a fan-out folder is that of a record (`<id[2:]>.json`)."""
+    return len(name) == 67 and name[-5:] == ".json" and _hashing.is_hex_key(task_id)
