@@ -48,7 +48,7 @@ from stardag.store._backends import LocalBackend
 from stardag.store._blob import STEP
 from stardag.store._directory import checkout_changes, checkouts_root
 from stardag.store._frames import FrameDecoder, FrameError
-from stardag.store._index import RecordFacts, RecordIndex, family_of, scan_files
+from stardag.store._index import RecordFacts, RecordIndex, family_of, read_file, read_files
 from stardag.store._manifest import Manifest
 from stardag.store._record import ActionRecord
 from stardag.store._store import DIRECTORY_SERIALIZER, Store, blob_path, record_path
@@ -221,7 +221,7 @@ class _Verify:
         verify checked whole before (the record index) are not parsed again."""
         index = RecordIndex(backend, self.store.file_time())
         listed = []
-        for task_id, st, data in scan_files(backend):  # in task id order
+        for task_id, data in read_files(backend, index.rows):  # in task id order
             listed.append(task_id)
             self.report.records += 1
             sound = _hashing.digest_bytes(data)
@@ -234,8 +234,7 @@ class _Verify:
                 continue
             blobs = self._sound(task_id, record)
             if record.serializer != DIRECTORY_SERIALIZER:
-                facts = _facts(record, blobs)
-                index.put(task_id, st, sound, facts)
+                _cache(index, backend, task_id, data, _facts(record, blobs))
         index.save(listed)
 
     def _sound(self, task_id: str, record: ActionRecord) -> list[str]:
@@ -388,6 +387,16 @@ class _Verify:
             return self.now - self.store.backend.stat(path).mtime
         except FileNotFoundError:
             return 0.0
+
+
+def _cache(
+    index: RecordIndex, backend: LocalBackend, task_id: str, data: bytes, facts: RecordFacts
+) -> None:
+    """Cache the facts of a record checked whole, under the stat of its file, taken
+    before a second read: only if that read gives the very bytes checked."""
+    read = read_file(backend, task_id)
+    if read is not None and read[1] == data:
+        index.put(task_id, read[0], _hashing.digest_bytes(data), facts)
 
 
 def _facts(record: ActionRecord, blobs: list[str]) -> RecordFacts:
