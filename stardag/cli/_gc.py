@@ -57,28 +57,30 @@ def gc(
     keeps (by reason). Anything written or reused within the grace period is kept.
     """
     from stardag.maintenance import _settings
+    from stardag.maintenance._bulk import collector_paused
     from stardag.maintenance._gc import DEFAULT_GRACE, GcRoots, mark
     from stardag.maintenance._sweep import sweep
     from stardag.registry._existing import exists
 
-    known = registry() if exists() or not tasks else None
-    since = _settings.gc_duration(_settings.GC_KEEP_SINCE)
-    roots = GcRoots(
-        keep_last=keep_last if keep_last is not None else _settings.gc_keep_last(),
-        keep_since=duration(keep_since, "--keep-since") if keep_since else since,
-        tasks=tuple(task_id(t, known) for t in tasks or ()),
-    )
-    configured = _settings.gc_duration(_settings.GC_GRACE)
-    seconds = duration(grace, "--grace") if grace else configured
-    plan = mark(store(root), known, roots, grace=DEFAULT_GRACE if seconds is None else seconds)
-    if why is not None:
-        _explain(plan, why, known)
-        return
-    result = sweep(plan, known, apply=apply)
-    if as_json:
-        print_json(_as_json(plan, result))
-    else:
-        _print(plan, result)
+    with collector_paused():  # a one-shot process: its 100,000-task plan has no cycles
+        known = registry() if exists() or not tasks else None
+        since = _settings.gc_duration(_settings.GC_KEEP_SINCE)
+        roots = GcRoots(
+            keep_last=keep_last if keep_last is not None else _settings.gc_keep_last(),
+            keep_since=duration(keep_since, "--keep-since") if keep_since else since,
+            tasks=tuple(task_id(t, known) for t in tasks or ()),
+        )
+        configured = _settings.gc_duration(_settings.GC_GRACE)
+        seconds = duration(grace, "--grace") if grace else configured
+        plan = mark(store(root), known, roots, grace=DEFAULT_GRACE if seconds is None else seconds)
+        if why is not None:
+            _explain(plan, why, known)
+            return
+        result = sweep(plan, known, apply=apply)
+        if as_json:
+            print_json(_as_json(plan, result))
+        else:
+            _print(plan, result)
 
 
 def _explain(plan: GcPlan, key: str, known: Any) -> None:

@@ -47,27 +47,29 @@ def verify(
     stored. --repair deletes damaged blobs and the records needing them (their tasks
     rebuild next time), invalid records and orphan temp files.
     """
+    from stardag.maintenance._bulk import collector_paused
     from stardag.maintenance._verify import verify as check
     from stardag.registry._existing import exists
 
-    known = None
-    if exists():
-        from stardag.cli._common import registry
+    with collector_paused():  # a one-shot process: its 100,000-record report has no cycles
+        known = None
+        if exists():
+            from stardag.cli._common import registry
 
-        known = registry()
-    report = check(
-        store(root),
-        known,
-        sample=fraction(sample) if sample else None,
-        repair=repair,
-        grace=duration(grace, "--grace"),
-    )
-    if as_json:
-        print_json(_as_json(report))
-    else:
-        _print(report)
-    if report.errors or (strict and report.warnings):
-        raise typer.Exit(EXIT_FAILED)
+            known = registry()
+        report = check(
+            store(root),
+            known,
+            sample=fraction(sample) if sample else None,
+            repair=repair,
+            grace=duration(grace, "--grace"),
+        )
+        if as_json:
+            print_json(_as_json(report))
+        else:
+            _print(report)
+        if report.errors or (strict and report.warnings):
+            raise typer.Exit(EXIT_FAILED)
 
 
 def _as_json(report: VerifyReport) -> dict[str, Any]:

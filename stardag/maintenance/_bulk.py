@@ -4,7 +4,9 @@ Reading 100,000 action records allocates millions of dicts and lists, most of wh
 are kept until the command ends; each allocation burst makes the collector walk
 every object still alive, which cost 2-3x the reading itself. Nothing these passes
 build refers back to itself, so reference counting frees all of it; the collector
-is turned back on (if it was on) when the pass ends, whatever happens.
+is turned back on (if it was on) when the pass ends, whatever happens. The `stardag gc`
+and `stardag verify` commands hold it off for the whole command (one-shot processes):
+turned on again right after the pass, it would first walk all that the pass left alive.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from stardag import _hashing
 from stardag._errors import InvalidRecordError, NoGcRootsError, StoreError
@@ -79,9 +79,9 @@ class GcRoots:
         return self.keep_last is not None or self.keep_since is not None or bool(self.tasks)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A record or blob that nothing live needs: what gc would delete."""
+class Candidate(NamedTuple):
+    """A record or blob that nothing live needs: what gc would delete (a tuple: a dry
+    run of a store where nothing is live makes one per record)."""
 
     kind: str  # "record" or "blob"
     key: str  # task id or digest
@@ -458,9 +458,12 @@ def _recent_tasks(
         from stardag.registry import _gcrows
 
         recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff, kept_builds))
-    reached = plan.reached_from
+    reached, stats = plan.reached_from, walker.stats
     for task_id in walker.all_records:
-        if task_id not in reached and task_id not in recent and walker.mtime(task_id) >= cutoff:
+        if task_id in reached or task_id in recent:
+            continue
+        st = stats.get(task_id)
+        if (st.st_mtime if st is not None else walker.mtime(task_id)) >= cutoff:
             recent.add(task_id)
     return sorted(recent.difference(reached))
 
