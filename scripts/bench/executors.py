@@ -4,9 +4,11 @@
                                       [--baseline DIR]
 
 1. CPU-bound fan-out: `--n` pure-Python tasks of about `--seconds` each, then a reduce.
-   In process (the default), then ProcessPoolTaskExecutor and DaskExecutor (a
-   LocalCluster of single-threaded worker processes), each with 1 and 2 workers held
-   open (start-up is reported apart). Speed-up = in-process time / executor time.
+   In process (the default), ProcessPoolTaskExecutor and DaskExecutor (a LocalCluster
+   of single-threaded worker processes), each with 1 and 2 workers held open (start-up
+   is reported apart). The three run in turn within each rep, so that the machine's
+   drift lands on all of them alike; speed-up = the median over reps of (that rep's
+   in-process time / the executor's time).
    From the 2-worker times: the per-task overhead o = T - ceil(n/W)*w (w = the
    in-process time per task), and what W workers would give: n*w / (ceil(n/W)*(w+o)).
 2. Overhead on Dask: `--trivial` trivial tasks through DaskExecutor against the same
@@ -86,35 +88,41 @@ def part_fanout(a: argparse.Namespace) -> None:
         f"1. fan-out: {a.n} tasks of ~{a.seconds}s CPU ({loops} rounds), then a reduce "
         f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
     )
-    base = median([fanout_build(a.n, loops) for _ in range(a.reps)])
-    per_task = base / a.n
-    print(f"   in process (default)        {base:6.2f} s")
-    results: dict[tuple[str, int], float] = {}
+    print("   each rep runs in process, then the pool, then Dask, back to back; a speed-up")
+    print("   is the median over reps of that rep's in-process time / the executor's time")
+    speedups: dict[tuple[str, int], float] = {}
+    took: dict[tuple[str, int], float] = {}
+    base_all: list[float] = []
     for workers in (1, 2):
         start = time.perf_counter()
         with ProcessPoolTaskExecutor(max_workers=workers) as pool:
             fanout_build(2, 1, task_executor=pool)  # start the workers
-            startup = time.perf_counter() - start
-            took = median([fanout_build(a.n, loops, task_executor=pool) for _ in range(a.reps)])
-        results["process", workers] = took
-        print(
-            f"   process pool, {workers} worker(s)  {took:6.2f} s  speed-up "
-            f"{base / took:4.2f}x  (pool start-up {startup:.2f} s, not counted)"
-        )
-        start = time.perf_counter()
-        with dask_cluster(workers) as cluster, Client(cluster) as client:
-            executor = DaskExecutor(client)
-            fanout_build(2, 1, task_executor=executor)
-            startup = time.perf_counter() - start
-            took = median([fanout_build(a.n, loops, task_executor=executor) for _ in range(a.reps)])
-        results["dask", workers] = took
-        print(
-            f"   dask, {workers} worker(s)          {took:6.2f} s  speed-up "
-            f"{base / took:4.2f}x  (cluster start-up {startup:.2f} s, not counted)"
-        )
+            pool_startup = time.perf_counter() - start
+            start = time.perf_counter()
+            with dask_cluster(workers) as cluster, Client(cluster) as client:
+                executor = DaskExecutor(client)
+                fanout_build(2, 1, task_executor=executor)
+                dask_startup = time.perf_counter() - start
+                runs: dict[str, list[float]] = {"base": [], "process": [], "dask": []}
+                for _ in range(a.reps):
+                    runs["base"].append(fanout_build(a.n, loops))
+                    runs["process"].append(fanout_build(a.n, loops, task_executor=pool))
+                    runs["dask"].append(fanout_build(a.n, loops, task_executor=executor))
+        base_all += runs["base"]
+        print(f"   {workers} worker(s): in process (default) {median(runs['base']):6.2f} s")
+        for kind, startup in (("process", pool_startup), ("dask", dask_startup)):
+            ratios = [b / t for b, t in zip(runs["base"], runs[kind], strict=True)]
+            speedups[kind, workers] = median(ratios)
+            took[kind, workers] = median(runs[kind])
+            print(
+                f"   {kind:>8}, {workers} worker(s)  {took[kind, workers]:6.2f} s  speed-up "
+                f"{speedups[kind, workers]:4.2f}x  (per rep: "
+                + ", ".join(f"{r:.2f}" for r in ratios)
+                + f"; start-up {startup:.2f} s, not counted)"
+            )
+    per_task = median(base_all) / a.n
     for kind in ("process", "dask"):
-        took = results[kind, 2]
-        overhead = max(0.0, took / math.ceil(a.n / 2) - per_task)
+        overhead = max(0.0, took[kind, 2] / math.ceil(a.n / 2) - per_task)
         guesses = ", ".join(
             f"{w} workers ~{a.n * per_task / (math.ceil(a.n / w) * (per_task + overhead)):.1f}x"
             for w in (4, 8, 16)
@@ -122,7 +130,8 @@ def part_fanout(a: argparse.Namespace) -> None:
         print(f"   {kind}: per-task overhead ~{overhead * 1e3:.0f} ms; on more cores: {guesses}")
     print(
         "   goal: >= 1.70x with 2 workers: "
-        + ", ".join(f"{k} {base / results[k, 2]:.2f}x" for k in ("process", "dask"))
+        + ", ".join(f"{k} {speedups[k, 2]:.2f}x" for k in ("process", "dask"))
+        + f" (load average at the end {os.getloadavg()[0]:.1f})"
     )
 
 
