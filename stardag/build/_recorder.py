@@ -18,19 +18,20 @@ before it starts a task never happened: its build row is removed again.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from stardag._errors import ConfigError, RegistryError, RegistryUnreachableError
+from stardag._errors import ConfigError, RegistryError
 from stardag._version import __version__
+from stardag.build import _recordproc
 from stardag.build._events import BuildEvent, EventKind
 from stardag.build._labels import current_labels
-from stardag.build._rows import BatchRows, RowMaker, write_ops
+from stardag.build._recordproc import RecordingProcess
+from stardag.build._rows import Facts, RowMaker, Writer, write_ops
 from stardag.registry import _lite
 from stardag.registry._environment import (
     Environment,
@@ -69,7 +70,7 @@ class Recorder:
         self._build_error: BaseException | None = None
         self._started_a_task = False
         self.failure: RegistryError | None = None
-        self._rows = RowMaker(build_id)
+        self._writer = Writer(registry, RowMaker(build_id))
         self._cwd = ""
         self._thread = threading.Thread(
             target=self._run, name=f"stardag-registry-{build_id[:8]}", daemon=True
@@ -152,50 +153,36 @@ class Recorder:
             setting = current_environment(), git_state(self._cwd)
         except Exception as exc:  # noqa: BLE001  # reported at the end of the build
             self._fail(exc)
-        unsent: list[BatchRows] = []  # batches the registry could not take yet, in order
+        facts_of = Facts()
+        sink: Writer | RecordingProcess = self._writer
         while True:
             events, ended = self._take()
             try:
-                batch = self._rows.rows(events, build_error=self._build_error)
-                if setting is not None:
-                    batch.environment, batch.git = setting
-                    setting = None
-                if not batch.empty():
-                    unsent.append(batch)
-                unsent = self._send(unsent)
+                facts, extra = facts_of.of(events, self._build_error, self.registry)
             except Exception as exc:  # noqa: BLE001  # reported at the end of the build
                 self._fail(exc)
+                facts, extra = [], None
+            big = bool(events) and _recordproc.wanted(self.registry, events[-1].total)
+            if big and sink is self._writer:
+                sink = self._hand_over()
+            sink.take(facts, extra, setting)
+            setting = None
             if ended:
-                if unsent:
-                    self._fail(_unrecorded(self.registry, self.build_id, unsent))
-                else:
-                    self._forget_if_never_started()
+                unstarted = not self._started_a_task
+                failure = sink.finish(isinstance(self._build_error, ConfigError) and unstarted)
+                if failure is not None:
+                    self._fail(failure)
                 return
 
-    def _send(self, unsent: list[BatchRows]) -> list[BatchRows]:
-        """Write batches in order; keep those an unreachable registry could not take."""
-        while unsent:
-            try:
-                batch, registry, ops = unsent[0], self.registry, self._ops
-                if batch.fetches and isinstance(registry, LiteRegistry):
-                    from stardag.registry._db import open_registry
-
-                    registry, ops = open_registry(registry.url), None  # an add-on table
-                self._rows.backfill_cached(registry, batch)
-                registry.write(functools.partial(_write_batch, batch, ops))
-            except RegistryUnreachableError as exc:
-                logger.warning("registry unreachable, %d batches wait: %s", len(unsent), exc)
-                return unsent
-            unsent.pop(0)
-        return unsent
-
-    def _forget_if_never_started(self) -> None:
-        if not isinstance(self._build_error, ConfigError) or self._started_a_task:
-            return
+    def _hand_over(self) -> Writer | RecordingProcess:
+        """The rest of the build records through a process of its own, if one starts."""
+        if self._writer.failure is not None:
+            self._fail(self._writer.failure)
         try:
-            self.registry.write(lambda conn: self._ops.delete_build(conn, self.build_id))
-        except Exception as exc:  # noqa: BLE001  # reported at the end of the build
-            self._fail(exc)
+            return RecordingProcess.start(self._writer)
+        except OSError as exc:
+            logger.warning("recording in this process: no recording process (%s)", exc)
+            return self._writer
 
     def _take(self) -> tuple[list[BuildEvent], bool]:
         with self._cond:
@@ -205,7 +192,7 @@ class Recorder:
             self._room.notify_all()
             return events, self._ended
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: BaseException) -> None:
         if self.failure is not None:
             return  # the first failure is the one to report
         self.failure = (
@@ -218,7 +205,7 @@ class Recorder:
             "`sd.registry.reindex(root)` restores task, edge and output rows from the store",
             self.registry.safe_url,
             self.build_id,
-            exc,
+            self.failure,
         )
 
 
@@ -234,22 +221,3 @@ def _for_recording(registry: Registry | str | None) -> Registry | LiteRegistry:
 
         return resolve(url)
     return registry
-
-
-def _write_batch(batch: BatchRows, ops: Any, conn: Any) -> None:
-    batch.write(conn, ops)
-
-
-def _unrecorded(
-    registry: Registry | LiteRegistry, build_id: str, unsent: list[BatchRows]
-) -> RegistryError:
-    """The error that says which of a build's runs never reached the registry."""
-    runs = [run for batch in unsent for run in batch.runs]
-    names = ", ".join(f"{r['task_id'][:12]} ({r['outcome']})" for r in runs[:10])
-    more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
-    return RegistryUnreachableError(
-        f"registry {registry.safe_url} stayed unreachable: {len(runs)} runs of build "
-        f"{build_id} were not recorded: {names}{more}. Their outputs are in the store; "
-        "`sd.registry.reindex()` records them once the registry is back",
-        url=registry.safe_url,
-    )

@@ -74,8 +74,8 @@ def test_the_recorder_forgets_tasks_once_their_last_event_is_written(
     makers: list[_rows.RowMaker] = []
     original = _rows.RowMaker.__init__
 
-    def keep(self: _rows.RowMaker, build_id: str) -> None:
-        original(self, build_id)
+    def keep(self: _rows.RowMaker, build_id: str, place: Any = None) -> None:
+        original(self, build_id, place)
         makers.append(self)
 
     monkeypatch.setattr(_rows.RowMaker, "__init__", keep)
@@ -163,9 +163,9 @@ def test_a_writer_that_falls_behind_holds_up_the_build_not_its_memory(
         handle(self, event)
         most[0] = max(most[0], len(self._events))
 
-    def slow(self: _rows.RowMaker, events: Any, build_error: Any) -> Any:
+    def slow(self: _rows.RowMaker, facts: Any, extra: Any = None) -> Any:
         threading.Event().wait(0.05)  # a writer much slower than the build
-        return rows(self, events, build_error)
+        return rows(self, facts, extra)
 
     monkeypatch.setattr(_recorder.Recorder, "handle", counted)
     monkeypatch.setattr(_rows.RowMaker, "rows", slow)
