@@ -165,7 +165,7 @@ def test_a_recording_process_that_dies_fails_the_build_and_loses_no_output(
         return x + 1
 
     root = later(x=kills(i=7))
-    with pytest.raises(sd.RegistryError, match="process recording build .* failed") as info:
+    with pytest.raises(sd.RegistryError, match=r"process recording build .* failed") as info:
         sd.build(root)
     assert "sd.registry.reindex" in str(info.value)
     assert root.load() == 8  # the outputs are in the store
