@@ -153,7 +153,7 @@ class Recorder:
             setting = current_environment(), git_state(self._cwd)
         except Exception as exc:  # noqa: BLE001  # reported at the end of the build
             self._fail(exc)
-        facts_of = Facts()
+        facts_of = Facts(self.build_id)
         sink: Writer | RecordingProcess = self._writer
         while True:
             events, ended = self._take()

@@ -148,7 +148,8 @@ class Facts:
     `_running` holds the tasks whose start went out in an earlier slice.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, build_id: str) -> None:
+        self.build_id = build_id
         self._code: dict[type, Code] = {}
         self._stores: dict[str, str | None] = {}
         self._running: set[str] = set()
@@ -188,7 +189,7 @@ class Facts:
                 append(self._whole(_CACHED, task, event.time))
                 cached.append(task)
                 if event.remote is not None:  # read through a remote: lineage from its records
-                    extra = extra or BatchRows("")
+                    extra = extra or BatchRows(self.build_id)
                     _add_read_through(extra, task, event.remote, event.time)
             elif kind is EventKind.TASK_SKIPPED:
                 append(self._whole(_SKIPPED, task, event.time))
@@ -265,7 +266,7 @@ class Facts:
             if task.id not in known:
                 record = _record_of(task)
                 if record is not None:
-                    extra = extra or BatchRows("")
+                    extra = extra or BatchRows(self.build_id)
                     url = self._store_url(task)
                     extra.outputs.append(_writes.output_row(record, url, None, time.time()))
         return extra
