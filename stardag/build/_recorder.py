@@ -155,6 +155,8 @@ class Recorder:
             self._fail(exc)
         facts_of = Facts(self.build_id)
         sink: Writer | RecordingProcess = self._writer
+        booting: RecordingProcess | None = None  # started, not ready yet
+        tried = False
         while True:
             events, ended = self._take()
             try:
@@ -162,27 +164,44 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001  # reported at the end of the build
                 self._fail(exc)
                 facts, extra = [], None
-            big = bool(events) and _recordproc.wanted(self.registry, events[-1].total)
-            if big and sink is self._writer:
-                sink = self._hand_over()
+            if not tried and events and _recordproc.wanted(self.registry, events[-1].total):
+                tried, booting = True, self._spawn()
+            if booting is not None:
+                sink, booting = self._hand_over(booting)
             sink.take(facts, extra, setting)
             setting = None
             if ended:
+                if booting is not None:  # never ready: the thread recorded it all
+                    booting.abandon()
                 unstarted = not self._started_a_task
                 failure = sink.finish(isinstance(self._build_error, ConfigError) and unstarted)
                 if failure is not None:
                     self._fail(failure)
                 return
 
-    def _hand_over(self) -> Writer | RecordingProcess:
-        """The rest of the build records through a process of its own, if one starts."""
-        if self._writer.failure is not None:
-            self._fail(self._writer.failure)
+    def _spawn(self) -> RecordingProcess | None:
+        """A recording process starting up, or None (the thread goes on recording)."""
+        assert isinstance(self.registry, LiteRegistry)
         try:
-            return RecordingProcess.start(self._writer)
+            return RecordingProcess.spawn(self.registry, self.build_id)
         except OSError as exc:
             logger.warning("recording in this process: no recording process (%s)", exc)
-            return self._writer
+            return None
+
+    def _hand_over(
+        self, booting: RecordingProcess
+    ) -> tuple[Writer | RecordingProcess, RecordingProcess | None]:
+        """The sink from here on, and the process still starting up (or None)."""
+        ready = booting.ready()
+        if not ready:
+            if ready is None:
+                logger.warning("recording in this process: the recording process died")
+                return self._writer, None
+            return self._writer, booting
+        if self._writer.failure is not None:
+            self._fail(self._writer.failure)
+        booting.begin(self._writer)
+        return booting, None
 
     def _take(self) -> tuple[list[BuildEvent], bool]:
         with self._cond:

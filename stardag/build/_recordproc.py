@@ -2,10 +2,13 @@
 
 A build of many short tasks spends about as much of its interpreter's time
 making and writing registry rows as running tasks, and under one interpreter
-lock the two take turns. Once a build has `PROCESS_AT` tasks, the recorder hands
-its `Writer` (what it made and still holds) to a process of its own and from
+lock the two take turns. Once a build has `PROCESS_AT` tasks, the recorder starts
+a process of its own and, as soon as it says it is ready (until then the writer
+thread goes on), hands it its `Writer` (what it made and still holds) and from
 then on sends it facts, pickled, through a pipe: the build keeps only the turning
-of events into facts, and the rows are made and written on another core.
+of events into facts, and the rows are made and written on another core. A
+process that cannot start, or dies before it is ready, changes nothing: the
+thread records the whole build.
 
 The invariant: the process writes exactly what the writer thread would have (the
 same `RowMaker` and `Writer`, the same slices in the same order), and the build
@@ -20,8 +23,10 @@ Run as `python -m stardag.build._recordproc`; the protocol is this module's own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -35,6 +40,7 @@ from stardag.registry._environment import Environment, GitState
 from stardag.registry._lite import LiteRegistry
 
 PROCESS_AT = 2000  # tasks discovered: from here on a build records through a process
+READY = b"R"  # the process's first byte: imported, ready to take over
 ENV_VAR = "STARDAG_RECORDING_PROCESS"  # "0", "off", "false" or "no": never
 _OFF = ("0", "off", "false", "no")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # holds this `stardag`
@@ -55,15 +61,14 @@ class RecordingProcess:
         self._registry = registry
         self._build_id = build_id
         self._lost: str | None = None  # why the process can no longer be reached
+        self.begun = False
 
     @classmethod
-    def start(cls, writer: Writer) -> RecordingProcess:
-        """Start a process that carries on `writer`'s work (its rows so far, what waits).
+    def spawn(cls, registry: LiteRegistry, build_id: str) -> RecordingProcess:
+        """Start a recording process; it says when it is `ready` to take over.
 
-        Raises `OSError` if the process cannot be started; the writer is untouched then.
+        Raises `OSError` if it cannot be started.
         """
-        registry = writer.registry
-        assert isinstance(registry, LiteRegistry)
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_PACKAGE_ROOT, path)))}
         process = subprocess.Popen(
@@ -73,10 +78,34 @@ class RecordingProcess:
             env=env,
             start_new_session=True,  # a Ctrl-C in the terminal goes to the build alone
         )
-        started = cls(process, registry, writer.rows.build_id)
-        started._send(("begin", registry.url, writer.rows, writer.unsent))
+        return cls(process, registry, build_id)
+
+    def ready(self) -> bool | None:
+        """Without waiting: True once it can take over, None if it died first, else False."""
+        stdout = self._process.stdout
+        assert stdout is not None
+        if not select.select([stdout], [], [], 0)[0]:
+            return False
+        if os.read(stdout.fileno(), 1) == READY:
+            return True
+        self.abandon()
+        return None
+
+    def begin(self, writer: Writer) -> None:
+        """Carry on `writer`'s work from here: its rows so far and what still waits."""
+        self._send(("begin", self._registry.url, writer.rows, writer.unsent))
         writer.unsent = []
-        return started
+        self.begun = True
+
+    def abandon(self) -> None:
+        """Stop a process that never began (EOF ends it); wait for it."""
+        stdin = self._process.stdin
+        assert stdin is not None
+        with contextlib.suppress(OSError):
+            stdin.close()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
     def take(
         self,
@@ -181,4 +210,6 @@ if __name__ == "__main__":
     # The report goes out on the pipe that was stdout; anything printed goes to stderr.
     _report_pipe = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    _report_pipe.write(READY)
+    _report_pipe.flush()
     serve(sys.stdin.buffer, _report_pipe)

@@ -56,22 +56,22 @@ class Grows(sd.Task[int]):
 def processes(monkeypatch: pytest.MonkeyPatch) -> list[_recordproc.RecordingProcess]:
     """Every build records through a process; the list holds each one started."""
     started: list[_recordproc.RecordingProcess] = []
-    original = _recordproc.RecordingProcess.start.__func__  # type: ignore[attr-defined]
+    original = _recordproc.RecordingProcess.spawn.__func__  # type: ignore[attr-defined]
 
-    def start(cls: type, writer: Any) -> _recordproc.RecordingProcess:
-        made = original(cls, writer)
+    def spawn(cls: type, registry: Any, build_id: str) -> _recordproc.RecordingProcess:
+        made = original(cls, registry, build_id)
         started.append(made)
         return made
 
-    monkeypatch.setattr(_recordproc.RecordingProcess, "start", classmethod(start))
+    monkeypatch.setattr(_recordproc.RecordingProcess, "spawn", classmethod(spawn))
     monkeypatch.setattr(_recordproc, "PROCESS_AT", 1)
     return started
 
 
 def _first(processes: list[_recordproc.RecordingProcess]) -> _recordproc.RecordingProcess:
-    """The build's recording process, once its writer thread has handed over (< 0.3 s)."""
+    """The build's recording process, once its writer thread has handed over to it."""
     for _ in range(1200):
-        if processes:
+        if processes and processes[0].begun:
             return processes[0]
         threading.Event().wait(0.05)
     raise AssertionError("no recording process started")
@@ -185,4 +185,35 @@ def test_a_recording_process_whose_build_went_away_stops(tmp_path: Path) -> None
         timeout=60,
         check=False,
     )
-    assert child.returncode == 0 and child.stdout == b""
+    assert child.returncode == 0 and child.stdout == _recordproc.READY
+
+
+def test_a_recording_process_that_dies_before_it_is_ready_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer thread records the whole build, without an error."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(_recordproc, "PROCESS_AT", 1)
+    spawned: list[_recordproc.RecordingProcess] = []
+
+    def spawn(cls: type, registry: Any, build_id: str) -> _recordproc.RecordingProcess:
+        pipe = subprocess.PIPE
+        dies = subprocess.Popen([sys.executable, "-c", "pass"], stdin=pipe, stdout=pipe)
+        spawned.append(_recordproc.RecordingProcess(dies, registry, build_id))
+        return spawned[-1]
+
+    monkeypatch.setattr(_recordproc.RecordingProcess, "spawn", classmethod(spawn))
+
+    @sd.task
+    def waits(i: int) -> int:
+        while not spawned or spawned[0]._process.poll() is None:
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.6)  # the writer thread looks again (every 0.25 s)
+        return i
+
+    roots = [plus(a=waits(i=1), b=base(i=2)), base(i=3)]
+    summary = sd.build(roots)
+    assert sd.registry.build(summary.build_id).counts == {"computed": 4}
+    assert not spawned[0].begun
