@@ -58,8 +58,9 @@ class Output(Generic[T]):
     def save(self, value: T) -> ActionRecord:
         """Serialize `value` into a blob, then publish the task's action record."""
         task = self.task
-        if task._run_state is not None:
-            task._run_state["gate"].check(task.id)  # its build was abandoned: write nothing
+        state = task._run_state  # set by the build engine for the run; None outside one
+        if state is not None:
+            state["gate"].check(task.id)  # its build was abandoned: write nothing
         validators = type(task).__stardag_validators__
         if validators:
             value = run_validators(validators, value)
@@ -74,7 +75,6 @@ class Output(Generic[T]):
                 f"{serializer.name} serializer cannot store: {exc}",
                 task_id=task.id,
             ) from exc.__cause__
-        state = task._run_state
         requires = None if state is None else state.get("requires")
         if requires is None:  # saved outside a build's engine
             requires = [dep.id for dep in flatten_task_struct(task.requires())]
