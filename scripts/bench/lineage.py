@@ -10,9 +10,10 @@ are written straight through SQLAlchemy Core (a real build of 100,000 tasks take
 minutes here and records the same rows; `registry.py` times the real build).
 Then it times, median of `--reps`: the lineage up from the root (every node; a
 graph reads its nodes' specs and outputs on first use), the same with every node
-read, down from a leaf (its path to the root), the walk's statement alone (rows fetched and
-dropped, no nodes built), the recursive walk alone (the task keys reached and
-nothing else: the floor of any lineage that walks the edges in SQL), and rendering
+read, down from a leaf (its path to the root), the recursive statement alone that
+walks every edge in one query (lineage walks level by level and uses it only for a
+long narrow stretch; rows fetched and dropped, no nodes built), the recursive walk
+alone (the task keys reached and nothing else), and rendering
 the 10,000-node graph as text, Mermaid and DOT.
 
 Goals (issues 13 and 16): up-lineage of 10,000 nodes under 50 ms on SQLite and

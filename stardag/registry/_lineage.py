@@ -1,15 +1,17 @@
-"""`lineage`: one recursive SQL walk from the start tasks, then one query for the nodes.
+"""`lineage`: a walk from the start tasks, level by level, then one query for the nodes.
 
 The walk follows the tasks reachable upstream (task -> dependency), downstream
 (dependency -> task) or both, to an optional depth, over `links` (the edges by
-small integer keys, kept in step with `edges` by the database's triggers), and
-returns in one result every edge it crossed, as task ids: no query per node.
-Without a depth limit the walk's `UNION` keeps each task key once, so a
-10,000-task DAG is one pass over its edges. The graph's task ids are the starts
-and the ends of those edges; their nodes (each task's row, its newest output and
-that output's run) come from a second statement over all of them at once, run
-when a caller first needs a node: counting a lineage or walking its edges reads
-no spec, output or run.
+small integer keys, kept in step with `edges` by the database's triggers). Each
+level is one statement: every link leaving the level's task keys, with the far
+end's task id, so each edge is read once and each task id fetched once; the
+walk keeps the keys it reached in Python. A long narrow stretch (a deep chain)
+would cost a statement per task, so after `NARROW_LEVELS` narrow levels the rest
+is one recursive SQL walk from the frontier, whose `UNION` keeps each task key
+once. The graph's task ids are the starts and the ends of the edges crossed;
+their nodes (each task's row, its newest output and that output's run) come
+from a second statement over all of them at once, run when a caller first needs
+a node: counting a lineage or walking its edges reads no spec, output or run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from stardag.registry._graph import LineageGraph, LineageNode, lazy
 from stardag.registry._info import when
 
 Direction = Literal["up", "down", "both"]
+Way = Literal["up", "down"]
 
 # The walk goes over `links`, the edges by their ends' small integer `task_keys`:
 # keeping 10,000 integers unique and looking them up costs about half what 10,000
@@ -147,24 +150,118 @@ def walk(
         raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"depth must be None or at least 0, not {depth}")
-    edges = _crossed_edges(conn, starts, direction, depth) if depth != 0 else []
     ids = set(starts)
-    for task_id, dep_id, _ in edges:
-        ids.add(task_id)
-        ids.add(dep_id)
+    if depth == 0:
+        return ids, []
+    edges = _crossed_edges(conn, starts, direction, depth, ids)
     return ids, edges
 
 
 def _crossed_edges(
-    conn: Connection, starts: Sequence[str], direction: Direction, depth: int | None
+    conn: Connection, starts: Sequence[str], direction: Direction, depth: int | None, ids: set[str]
 ) -> list[Edge]:
-    sql = text(lineage_sql(direction, depth is not None, conn.dialect.name))
-    sql = sql.bindparams(bindparam("starts", expanding=True))
-    params: dict[str, Any] = {"starts": list(starts)}
-    if depth is not None:
-        params["depth"] = depth
+    """The edges crossed walking `direction` from `starts`; `ids` gains both ends of each."""
     if conn.dialect.name == "postgresql":
         plan_for_walks(conn)
+    keyed = dict(_fetch(conn, _START_KEYS, {"starts": list(starts)}))  # key -> task id
+    edges: list[Edge] = []
+    ways: list[Way] = ["up", "down"] if direction == "both" else [direction]
+    for way in ways:
+        names = dict(keyed)
+        edges += _walk_levels(conn, names, way, depth, ids)
+        ids.update(names.values())
+    return edges
+
+
+# A level narrower than this many task keys costs its statement more than its tasks
+# cost the recursive walk; after `NARROW_LEVELS` of them in a row (a deep chain) the
+# walk goes on in SQL. A tree widens within a few levels and never switches.
+NARROW = 8
+NARROW_LEVELS = 32
+
+_START_KEYS = text("SELECT key, id FROM task_keys WHERE id IN :starts").bindparams(
+    bindparam("starts", expanding=True)
+)
+
+# One level of the walk: (near key, far key, kind, far task id) of every link leaving
+# the level's keys, which come as one text parameter: SQLite reads a JSON array,
+# PostgreSQL an array literal, both `,`-joined. (psycopg would dump a list of ints
+# element by element, slower than the statement; and PostgreSQL, given the keys as
+# `IN (SELECT unnest ...)` in a statement psycopg has prepared, scans every link.)
+_LEVEL = {
+    "sqlite": (
+        "SELECT l.{near}, l.{far}, l.kind, t.id FROM links l JOIN task_keys t ON t.key = l.{far}"
+        " WHERE l.{near} IN (SELECT value FROM json_each(:keys))"
+    ),
+    "other": (
+        "SELECT l.{near}, l.{far}, l.kind, t.id FROM unnest(CAST(:keys AS BIGINT[])) AS f(k)"
+        " JOIN links l ON l.{near} = f.k JOIN task_keys t ON t.key = l.{far}"
+    ),
+}
+_ENDS = {"up": ("task_key", "dep_key"), "down": ("dep_key", "task_key")}
+_BRACKETS = {"sqlite": ("[", "]"), "other": ("{", "}")}
+_LEVELS = {
+    (way, kind): text(sql.format(near=near, far=far))
+    for way, (near, far) in _ENDS.items()
+    for kind, sql in _LEVEL.items()
+}
+
+
+def _walk_levels(
+    conn: Connection, names: dict[int, str], way: Way, depth: int | None, ids: set[str]
+) -> list[Edge]:
+    """The edges crossed walking `way` from the task keys in `names` (key -> task id),
+    which gains every key reached; `ids` gains the ends of edges crossed in SQL."""
+    kind = "sqlite" if conn.dialect.name == "sqlite" else "other"
+    sql, (opening, closing) = _LEVELS[way, kind], _BRACKETS[kind]
+    step = _step_up if way == "up" else _step_down
+    edges: list[Edge] = []
+    frontier, level, narrow = list(names), 0, 0
+    while frontier and (depth is None or level < depth):
+        narrow = narrow + 1 if len(frontier) < NARROW else 0
+        if narrow > NARROW_LEVELS:
+            rest = None if depth is None else depth - level
+            crossed = _walk_in_sql(conn, [names[k] for k in frontier], way, rest)
+            for task_id, dep_id, _ in crossed:
+                ids.add(task_id)
+                ids.add(dep_id)
+            return edges + crossed
+        keys = opening + ",".join(map(str, frontier)) + closing
+        frontier = step(_fetch(conn, sql, {"keys": keys}), names, edges)
+        level += 1
+    return edges
+
+
+def _step_up(rows: Sequence[Any], names: dict[int, str], edges: list[Edge]) -> list[int]:
+    """Add the edges of one level upstream; the keys it reached first (the next level)."""
+    reached, add = [], edges.append
+    for task_key, dep_key, kind, dep_id in rows:
+        add((names[task_key], dep_id, kind))
+        if dep_key not in names:
+            names[dep_key] = dep_id
+            reached.append(dep_key)
+    return reached
+
+
+def _step_down(rows: Sequence[Any], names: dict[int, str], edges: list[Edge]) -> list[int]:
+    """Add the edges of one level downstream; the keys it reached first (the next level)."""
+    reached, add = [], edges.append
+    for dep_key, task_key, kind, task_id in rows:
+        add((task_id, names[dep_key], kind))
+        if task_key not in names:
+            names[task_key] = task_id
+            reached.append(task_key)
+    return reached
+
+
+def _walk_in_sql(conn: Connection, starts: list[str], way: Way, depth: int | None) -> list[Edge]:
+    """The edges crossed walking `way` from `starts`, in one recursive statement (it may
+    cross again edges the levels before it crossed: the graph keeps each edge once)."""
+    sql = text(lineage_sql(way, depth is not None, conn.dialect.name))
+    sql = sql.bindparams(bindparam("starts", expanding=True))
+    params: dict[str, Any] = {"starts": starts}
+    if depth is not None:
+        params["depth"] = depth
     return list(_fetch(conn, sql, params))
 
 

@@ -399,3 +399,63 @@ def test_lineage_equals_a_walk_one_query_at_a_time_on_a_random_dag() -> None:
                 assert got.to_json() == want.to_json() and got.to_text() == want.to_text()
                 cases += len(got) > 1 and bool(got.edges)
     assert cases > 20  # most cases are real graphs, not single nodes
+
+
+@pytest.mark.parametrize(
+    ("narrow", "narrow_levels"),
+    [(10**9, 0), (0, 0), (10**9, 1), (10**9, 2)],
+    ids=["all-in-sql", "all-by-levels", "sql-after-one-level", "sql-after-two-levels"],
+)
+def test_a_walk_by_levels_and_a_walk_in_sql_give_the_same_lineage(
+    monkeypatch: pytest.MonkeyPatch, narrow: int, narrow_levels: int
+) -> None:
+    """However the walk splits between statements per level and the recursive statement
+    (each direction, depth, several roots, ids with no task row), the lineage equals a
+    plain walk that asks per task."""
+    monkeypatch.setattr(_lineage, "NARROW", narrow)
+    monkeypatch.setattr(_lineage, "NARROW_LEVELS", narrow_levels)
+    rng = random.Random(13)
+    ids, ghosts = _random_registry(rng)
+    for direction in ("up", "down", "both"):
+        for depth in (None, 1, 2, 4):
+            for starts in ([ids[-1]], [ids[30], ids[7]], [ghosts[1]], rng.sample(ids, 3)):
+                got = sd.registry.lineage(starts, direction, depth)  # type: ignore[arg-type]
+                want = _reference(starts, direction, depth)
+                assert got.nodes == want.nodes and got.edges == want.edges
+                assert got.to_text() == want.to_text()
+
+
+def test_a_deep_chain_with_diamonds_walks_on_in_sql_and_stays_whole() -> None:
+    """A chain deeper than the narrow levels a walk takes one statement each (with a
+    diamond every tenth link and a dependency shared by every fifth task) goes on in one
+    recursive statement: upstream, downstream and to a depth past the switch, the
+    lineage equals a plain walk that asks per task."""
+    depth = 3 * _lineage.NARROW_LEVELS
+    chain = [f"{i:064x}" for i in range(depth)]
+    sides = [f"{i + depth:064x}" for i in range(depth)]
+    shared = f"{2 * depth:064x}"
+    edges = [(chain[i], chain[i + 1]) for i in range(depth - 1)]
+    for i in range(0, depth - 1, 10):  # chain[i] -> side -> chain[i + 1], beside the link
+        edges += [(chain[i], sides[i]), (sides[i], chain[i + 1])]
+    edges += [(chain[i], shared) for i in range(0, depth, 5)]
+    linked = [sides[i] for i in range(0, depth - 1, 10)]
+    _insert_tasks([*chain, *linked, shared], edges)
+    for start, direction, limit in [
+        (chain[0], "up", None),
+        (chain[0], "up", _lineage.NARROW_LEVELS + 7),
+        (chain[-1], "down", None),
+        (chain[depth // 2], "both", None),
+        (shared, "down", 3),
+    ]:
+        got = sd.registry.lineage(start, direction, limit)  # type: ignore[arg-type]
+        want = _reference([start], direction, limit)
+        assert got.nodes == want.nodes and got.edges == want.edges, (direction, limit)
+    registry = sd.registry.open()
+    statements: list[str] = []
+    listen = (registry.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    event.listen(*listen)
+    try:
+        assert len(sd.registry.lineage(chain[0], registry=registry)) == depth + len(linked) + 1
+    finally:
+        event.remove(*listen)
+    assert sum("RECURSIVE" in s for s in statements) == 1  # the rest of the chain, in SQL
