@@ -26,6 +26,10 @@ Per (shape, n): construct, cold build, in-process no-op, fresh no-op (a new proc
 constructs the DAG and builds it against the filled store), and peak RSS. Plus `import
 stardag` (fresh processes, median).
 
+Bytecode: ours is compiled before the first measurement, as `pip install` compiles
+the released stardag's (an editable checkout run under PYTHONDONTWRITEBYTECODE=1 would
+otherwise recompile its changed modules in every fresh process).
+
 Stores: every store lives under one directory on `--store-root` (default the tmpfs
 /dev/shm, where deleting files does not slow the next case's file creation, as it does
 on this machine's journal-less ext4) and is kept until the end of the run.
@@ -46,7 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _venvs import CACHE, venv_python
+from _venvs import CACHE, compile_bytecode, venv_python
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_overhead_worker.py")
@@ -357,6 +361,7 @@ def main() -> None:
     )
     a.theirs = a.theirs or venv_python(CACHE / "stardag-0.28.0", THEIRS)
     a.anchor = a.anchor or venv_python(CACHE / "anchors", THEIRS, "joblib", "dask")
+    compile_bytecode(a.ours)
     a.store_root = tempfile.mkdtemp(prefix="sd-overhead-", dir=a.store_root)
     print(f"stores under {a.store_root}, kept until the end; load {os.getloadavg()[0]:.2f}")
     try:
