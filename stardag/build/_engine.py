@@ -441,7 +441,6 @@ class Engine:
                 raise TypeError(f"expected a task, got {type(task).__qualname__}: {task!r}")
             if task.id not in self.nodes:
                 node = self.nodes[task.id] = Node(task, self.dual_async)
-                self.summary.names[node.id] = type(task).get_name()
                 admitted.append(node)
         return admitted
 
@@ -693,6 +692,7 @@ class Engine:
         node.state = State.FAILED
         self.summary.failed += 1
         self.summary.failures[node.id] = error
+        self.summary.names[node.id] = type(node.task).get_name()
         self.emit(
             EventKind.TASK_FAILED,
             task=node.task,

@@ -109,7 +109,7 @@ class BuildSummary:
             `ran`, `failed` and `skipped` read the same numbers.
         remote_hits: of the already complete tasks, those fetched from a remote.
         failures: the exception of every failed task, by task id.
-        names: task names by task id (for messages).
+        names: the task name of each failed task, by task id (for messages).
         error: the first failure's exception (None when nothing failed).
         failed_task: the first task that failed.
     """

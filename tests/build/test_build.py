@@ -185,6 +185,8 @@ def test_continue_builds_independent_branches() -> None:
     assert leaf(i=3).load() == 3
     assert (summary.failed, summary.skipped) == (1, 1)
     assert list(summary.failures) == [boom(i=1).id]
+    # Names are kept for the failed tasks alone (a 100,000-task build kept one per task).
+    assert summary.names == {boom(i=1).id: "boom"}
 
 
 def test_next_build_resumes_where_the_last_stopped() -> None:
