@@ -25,8 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from stardag.registry._graph import LineageEdge, LineageGraph, LineageNode
-from stardag.registry._info import BuildInfo, EnvironmentInfo, OutputInfo, Producer, RunInfo
 from stardag.task._base import BaseTask
 
 if TYPE_CHECKING:
@@ -36,14 +34,31 @@ if TYPE_CHECKING:
     from stardag.registry._db import open_registry as open_registry
     from stardag.registry._db import resolve as resolve
     from stardag.registry._explain import Difference, Explanation
+    from stardag.registry._graph import LineageEdge, LineageGraph, LineageNode
+    from stardag.registry._info import (
+        BuildInfo,
+        EnvironmentInfo,
+        OutputInfo,
+        Producer,
+        RunInfo,
+    )
     from stardag.registry._lineage import Direction
     from stardag.registry._pins import Pin, pin, pins, unpin
     from stardag.registry._reindex import ReindexReport
     from stardag.store._store import Store
 
-# Names that need SQLAlchemy, imported on first use: a build records through the
-# standard library's sqlite3 (`_lite`) and must not pay for SQLAlchemy's import.
+# Names imported on first use: a build records through the standard library's sqlite3
+# (`_lite`, a submodule: importing it runs this module) and must not pay for SQLAlchemy's
+# import, nor for the dataclasses that queries return.
 _LAZY = {
+    "BuildInfo": "_info",
+    "EnvironmentInfo": "_info",
+    "OutputInfo": "_info",
+    "Producer": "_info",
+    "RunInfo": "_info",
+    "LineageEdge": "_graph",
+    "LineageGraph": "_graph",
+    "LineageNode": "_graph",
     "Registry": "_db",
     "default_url": "_db",
     "open_registry": "_db",
@@ -164,7 +179,7 @@ def history(
 
 def _audit_entry(verdict: Any, runs: list[RunInfo]) -> RunInfo:
     """An audit (an `_audits.Verdict`) as a history entry (audits record no environment)."""
-    from stardag.registry._info import when
+    from stardag.registry._info import EnvironmentInfo, RunInfo, when
 
     started = when(verdict.audited)
     assert started is not None
