@@ -55,8 +55,8 @@ FLUSH_SECONDS = 0.25
 # Events a build may queue before its threads wait for the writer: one batch fills while
 # the one before is written. Three batches' worth let a lagging writer hold ~6,000 events
 # and their records, plus the room its arena kept after the larger slices it took: ~8 MiB
-# more peak memory in a 100,000-task build, for no gain in speed (the writer's work per
-# event is the same; it only runs later).
+# more peak memory in a 100,000-task build (measured with the thread writing the rows),
+# for no gain in speed (the writer's work per event is the same; it only runs later).
 MAX_PENDING = BATCH_EVENTS
 
 
