@@ -18,19 +18,19 @@ the build and says how to restore its rows. It ignores Ctrl-C (the build decides
 how to end and says so), and it stops when the build's end of the pipe closes,
 even if the building process was killed.
 
-Run as `python -m stardag.build._recordproc`; the protocol is this module's own.
+Started as `main()` by `RecordingProcess.spawn`; the protocol is this module's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import select
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import IO, Any
 
 from stardag import _errors
@@ -43,7 +43,12 @@ PROCESS_AT = 2000  # tasks discovered: from here on a build records through a pr
 READY = b"R"  # the process's first byte: imported, ready to take over
 ENV_VAR = "STARDAG_RECORDING_PROCESS"  # "0", "off", "false" or "no": never
 _OFF = ("0", "off", "false", "no")
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # holds this `stardag`
+# The process runs isolated (-I) with the build's own module path, so that it imports
+# the very `stardag` (and pydantic, blake3) the build runs, whatever set that path.
+_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from stardag.build._recordproc import main; main()"
+)
 
 
 def wanted(registry: object, discovered: int) -> bool:
@@ -69,13 +74,10 @@ class RecordingProcess:
 
         Raises `OSError` if it cannot be started.
         """
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_PACKAGE_ROOT, path)))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "stardag.build._recordproc"],
+            [sys.executable, "-I", "-c", _BOOT, json.dumps(sys.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             start_new_session=True,  # a Ctrl-C in the terminal goes to the build alone
         )
         return cls(process, registry, build_id)
@@ -205,11 +207,16 @@ def _writer(url: str, rows: RowMaker, unsent: list[BatchRows]) -> Writer:
     return Writer(registry, rows, unsent)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The recording process's entry: say it is ready, then serve until the end or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The report goes out on the pipe that was stdout; anything printed goes to stderr.
-    _report_pipe = os.fdopen(os.dup(1), "wb")
+    report_pipe = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    _report_pipe.write(READY)
-    _report_pipe.flush()
-    serve(sys.stdin.buffer, _report_pipe)
+    report_pipe.write(READY)
+    report_pipe.flush()
+    serve(sys.stdin.buffer, report_pipe)
+
+
+if __name__ == "__main__":
+    main()
