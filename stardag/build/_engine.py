@@ -172,6 +172,12 @@ def _uses_store_completeness(task: BaseTask) -> bool:
     return type(task).complete is Task.complete
 
 
+def _store_checked(cls: type[BaseTask]) -> bool:
+    """Whether the store alone says if tasks of `cls` are complete, through the sync
+    `complete()` (neither it nor `complete_aio()` overridden)."""
+    return cls.complete is Task.complete and cls.complete_aio is BaseTask.complete_aio
+
+
 def _is_async(task: BaseTask, dual_async: bool = True) -> bool:
     """Whether the build runs `task` through `run_aio()` (else through `run()`).
 
@@ -362,10 +368,11 @@ class Engine:
             thread.start()
 
     def arm_growth(self) -> None:
-        """Check after `GROW_AFTER` whether the elastic pool needs another thread."""
+        """Check after `GROW_AFTER` whether the elastic pool needs another thread (any
+        thread, under the lock: armed once, however many tasks are queued meanwhile)."""
         if not self.growth_armed and not self.threads_closed:
             self.growth_armed = True
-            self.loop.call_later(GROW_AFTER, self.grow)
+            self.loop.call_soon_threadsafe(self.loop.call_later, GROW_AFTER, self.grow)
 
     def grow(self) -> None:
         """On the loop: one more worker if every worker has been on one task for
@@ -396,8 +403,7 @@ class Engine:
             if len(self.live) < 2 or any(self.held(s) for s in self.live if s != slot):
                 return False
             self.live.discard(slot)
-            if not self.growth_armed:  # watch for the next task that holds a worker
-                self.loop.call_soon_threadsafe(self.arm_growth)
+            self.arm_growth()  # watch for the next task that holds a worker
             return True
 
     # -- discovery --------------------------------------------------------------------
@@ -449,8 +455,11 @@ class Engine:
         flags: list[bool] = [False] * len(nodes)
         slow: list[tuple[int, Node]] = []
         for index, node in enumerate(nodes):
-            if self.sequential or _uses_store_completeness(node.task):
-                flags[index] = await self.is_complete(node.task) or self.read_through(node.task)
+            task = node.task
+            if _store_checked(type(task)):  # the common case, without a coroutine per task
+                flags[index] = task.complete() or self.read_through(task)
+            elif self.sequential or _uses_store_completeness(task):
+                flags[index] = await self.is_complete(task) or self.read_through(task)
             else:
                 slow.append((index, node))
         if slow:
@@ -580,8 +589,8 @@ class Engine:
             self.local.next = (node, resume)
         else:
             self.sync_queue.put((node, resume))
-            if self.elastic and not self.growth_armed and len(self.live) < self.workers:
-                self.loop.call_soon_threadsafe(self.arm_growth)
+            if self.elastic and len(self.live) < self.workers:
+                self.arm_growth()
 
     def finish(self, node: Node, error: BaseException | None) -> None:
         """Record a node's outcome and release what waited on it."""
