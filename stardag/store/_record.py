@@ -17,6 +17,7 @@ import binascii
 import datetime
 import json
 import re
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -44,6 +45,15 @@ class ActionRecord:
     dynamic: list[str] = field(default_factory=list)
     inline: str | None = None  # base64 of the raw bytes of a small output
     schema: int = RECORD_SCHEMA
+
+    @classmethod
+    def assemble(cls, **fields: Any) -> ActionRecord:
+        """A record from parts the caller built and checked (a task's own save), every
+        field but `schema` given: set in one step, not validated (`validate` checks a
+        record from anywhere else)."""
+        record = object.__new__(cls)
+        record.__dict__.update(_DEFAULTS, **fields)
+        return record
 
     def to_json(self) -> bytes:
         """The record as it is stored."""
@@ -111,6 +121,7 @@ class ActionRecord:
 
 
 _FIELDS = tuple(sorted(f.name for f in fields(ActionRecord)))
+_DEFAULTS = {"schema": RECORD_SCHEMA}
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 _KEYS = frozenset(_FIELDS)
 _DECODER = json.JSONDecoder()
@@ -213,5 +224,14 @@ def _problems(record: ActionRecord) -> list[str]:
 
 
 def now_iso() -> str:
-    """The current UTC time, ISO 8601."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    """The current UTC time, ISO 8601, as `datetime.now(timezone.utc).isoformat()` says it."""
+    micros = time.time_ns() // 1000
+    second, fraction = divmod(micros, 1_000_000)
+    cached = _SECOND[0]
+    if cached[0] != second:  # formatted once per second (one tuple: threads may race here)
+        day_and_time = datetime.datetime.fromtimestamp(second, datetime.timezone.utc)
+        cached = _SECOND[0] = (second, day_and_time.isoformat()[:19])
+    return f"{cached[1]}.{fraction:06d}+00:00" if fraction else f"{cached[1]}+00:00"
+
+
+_SECOND: list[tuple[int, str]] = [(-1, "")]  # the last second `now_iso` formatted

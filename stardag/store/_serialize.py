@@ -156,6 +156,8 @@ class JSONSerializer:
         if not plain:
             value = self._validated(value)
         try:
+            if plain and self.plain is int:
+                return str(value).encode()  # its canonical JSON, and the same digit limit
             if not plain:
                 value = self.adapter.dump_python(value, mode="json", warnings="error")
             return _CANONICAL_JSON.encode(value).encode()

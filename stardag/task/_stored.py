@@ -78,7 +78,7 @@ class Output(Generic[T]):
         requires = None if state is None else state.get("requires")
         if requires is None:  # saved outside a build's engine
             requires = [dep.id for dep in flatten_task_struct(task.requires())]
-        record = ActionRecord(
+        record = ActionRecord.assemble(
             task_id=task.id,
             spec=task.spec(),
             digest=info.digest,
