@@ -82,8 +82,10 @@ T = TypeVar("T")
 FINISHED = (State.DONE, State.CACHED)
 # The elastic pool adds a worker once every worker has been on one task this long
 # (seconds) while others wait: a short task never waits this long for a thread, and a
-# slow or I/O-bound one loses little before the next starts beside it.
-GROW_AFTER = 0.002
+# slow or I/O-bound one loses little before the next starts beside it. Twice the
+# interpreter's 5 ms switch interval: a short task that waits for the GIL while one of
+# the build's own threads (the recorder's, the claimer's) holds it is not held.
+GROW_AFTER = 0.010
 BROKEN = (State.FAILED, State.SKIPPED, State.INTERRUPTED)
 _UNSEEN, _ON_PATH, _DONE = 0, 1, 2  # marks of the cycle check's walk
 
@@ -372,7 +374,10 @@ class Engine:
         thread, under the lock: armed once, however many tasks are queued meanwhile)."""
         if not self.growth_armed and not self.threads_closed:
             self.growth_armed = True
-            self.loop.call_soon_threadsafe(self.loop.call_later, GROW_AFTER, self.grow)
+            if threading.get_ident() == self.loop_ident:
+                self.loop.call_later(GROW_AFTER, self.grow)
+            else:
+                self.loop.call_soon_threadsafe(self.loop.call_later, GROW_AFTER, self.grow)
 
     def grow(self) -> None:
         """On the loop: one more worker if every worker has been on one task for
