@@ -57,6 +57,10 @@ AHEAD_BATCH = 500  # most tasks claimed ahead per transaction: ready ones never 
 # Most ready tasks claimed per transaction: the 50,000 leaves of a 100,000-task tree become
 # ready at once, and one statement for all of them held every row it read back at once.
 WANTED_BATCH = 1000
+# Most claims won ahead and not yet run: a 100,000-task tree would otherwise claim most of
+# itself ahead (ids held in `_held` and `_ahead`, megabytes); past it, tasks are claimed
+# when they become ready.
+AHEAD_WINDOW = 5000
 
 
 class ClaimNode(Protocol):
@@ -323,7 +327,9 @@ class Claimer:
 
     def _look_ahead(self, won: list[Any]) -> None:
         """Queue the dependents that the claims just won make claimable ahead."""
-        if not won:
+        with self._cond:
+            full = len(self._ahead) >= AHEAD_WINDOW
+        if not won or full:
             return
         nodes = self.engine.ahead_of(won, self._held)
         if nodes:
