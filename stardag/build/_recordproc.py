@@ -216,6 +216,14 @@ def main() -> None:
     report_pipe.write(READY)
     report_pipe.flush()
     serve(sys.stdin.buffer, report_pipe)
+    report_pipe.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is committed and reported: skip the interpreter's teardown, which the
+    # build waits for (its modules' objects freed one by one: ~50 ms, 3% of a
+    # 10,000-task build). SQLite keeps what was committed; the next connection to close
+    # checkpoints the log.
+    os._exit(0)
 
 
 if __name__ == "__main__":
