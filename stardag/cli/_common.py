@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from stardag.registry import Registry
+    from stardag.registry._lite import LiteRegistry
     from stardag.store._store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,6 +105,15 @@ def registry(create: bool = False) -> Registry:
     from stardag.registry._existing import open_existing
 
     return open_existing()
+
+
+def lite_registry() -> LiteRegistry | None:
+    """The configured registry through `sqlite3` where it is a plain SQLite file that
+    exists, else None (then `registry()`): for bulk reads that must not pay for
+    importing SQLAlchemy (see `stardag.registry._gcreads`)."""
+    from stardag.registry._lite import open_existing_plain
+
+    return open_existing_plain()
 
 
 def store(root: str = "default") -> Store:

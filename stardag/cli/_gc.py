@@ -12,6 +12,7 @@ from stardag.cli._common import (
     command,
     console,
     duration,
+    lite_registry,
     print_json,
     registry,
     size,
@@ -22,6 +23,7 @@ from stardag.cli._common import (
 if TYPE_CHECKING:
     from stardag.maintenance._gc import GcPlan
     from stardag.maintenance._sweep import GcResult
+    from stardag.registry import Registry
 
 
 @app.command()
@@ -60,10 +62,12 @@ def gc(
     from stardag.maintenance._bulk import collector_paused
     from stardag.maintenance._gc import DEFAULT_GRACE, GcRoots, mark
     from stardag.maintenance._sweep import sweep
-    from stardag.registry._existing import exists
 
     with collector_paused():  # a one-shot process: its 100,000-task plan has no cycles
-        known = registry() if exists() or not tasks else None
+        # A dry run that names nothing only reads: a plain SQLite registry through
+        # `sqlite3` (no SQLAlchemy to import); resolving names and deleting open it whole.
+        lite = None if tasks or apply or why is not None else lite_registry()
+        known = None if lite is not None else _registry(bool(tasks))
         since = _settings.gc_duration(_settings.GC_KEEP_SINCE)
         roots = GcRoots(
             keep_last=keep_last if keep_last is not None else _settings.gc_keep_last(),
@@ -72,7 +76,8 @@ def gc(
         )
         configured = _settings.gc_duration(_settings.GC_GRACE)
         seconds = duration(grace, "--grace") if grace else configured
-        plan = mark(store(root), known, roots, grace=DEFAULT_GRACE if seconds is None else seconds)
+        kept_for = DEFAULT_GRACE if seconds is None else seconds
+        plan = mark(store(root), lite or known, roots, grace=kept_for)
         if why is not None:
             _explain(plan, why, known)
             return
@@ -81,6 +86,13 @@ def gc(
             print_json(_as_json(plan, result))
         else:
             _print(plan, result)
+
+
+def _registry(named: bool) -> Registry | None:
+    """The registry, which must exist unless tasks are `named` (then None if it does not)."""
+    from stardag.registry._existing import exists
+
+    return registry() if exists() or not named else None
 
 
 def _explain(plan: GcPlan, key: str, known: Any) -> None:

@@ -55,10 +55,13 @@ from stardag.store._store import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from stardag.registry import Registry
-    from stardag.registry._gcrows import BuildRef
+    from stardag.registry._gcreads import BuildRef, Conn
+    from stardag.registry._lite import LiteRegistry
+
+    # What the mark reads: `_db`'s registry, or a plain SQLite file through `sqlite3`
+    # (`_lite`), which a dry run of `stardag gc` reads without importing SQLAlchemy.
+    Reads = Registry | LiteRegistry
 
 DEFAULT_GRACE = 3600.0
 GRACE_REASON = "written or used within the grace period"
@@ -193,7 +196,7 @@ def _hours(seconds: float) -> str:
 
 def mark(
     store: Store,
-    registry: Registry | None,
+    registry: Reads | None,
     roots: GcRoots,
     *,
     grace: float = DEFAULT_GRACE,
@@ -226,25 +229,20 @@ def mark(
 
 
 # -- roots -------------------------------------------------------------------------------------
-def _pinned(registry: Registry | None) -> dict[str, str]:
+def _pinned(registry: Reads | None) -> dict[str, str]:
     if registry is None:
         return {}
-    from stardag.registry._pins import pins
+    from stardag.registry import _gcreads
 
-    return {p.task_id: f"pin {p.name}" for p in pins(registry)}
+    return {task_id: f"pin {name}" for name, task_id in registry.read(_gcreads.pins)}
 
 
-def _roots(
-    registry: Registry | None, roots: GcRoots, plan: GcPlan
-) -> tuple[dict[str, str], set[str]]:
+def _roots(registry: Reads | None, roots: GcRoots, plan: GcPlan) -> tuple[dict[str, str], set[str]]:
     """Roots other than pins (kept builds, running builds, named tasks), and the ids of
     the builds kept (every task they ran or reused is a root)."""
     found: dict[str, str] = {}
     builds: set[str] = set()
     if registry is not None:
-        from stardag.registry._addons import ensure
-
-        ensure(registry)
         since = None if roots.keep_since is None else plan.marked - roots.keep_since
         kept = registry.read(lambda conn: _build_roots(conn, roots, since))
         for build, why, task_ids in kept:
@@ -258,16 +256,16 @@ def _roots(
 
 
 def _build_roots(
-    conn: Connection, roots: GcRoots, since: float | None
+    conn: Conn, roots: GcRoots, since: float | None
 ) -> list[tuple[BuildRef, str, list[str]]]:
     """(build, reason, task ids) per kept build: running ones still alive, and recent ones."""
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads
 
-    kept = [(b, f"{RUNNING} {b.id[:8]}") for b in _gcrows.running_builds(conn) if _alive(b)]
+    kept = [(b, f"{RUNNING} {b.id[:8]}") for b in _gcreads.running_builds(conn) if _alive(b)]
     kept += [
-        (b, _build_reason(b, roots)) for b in _gcrows.recent_builds(conn, roots.keep_last, since)
+        (b, _build_reason(b, roots)) for b in _gcreads.recent_builds(conn, roots.keep_last, since)
     ]
-    ran = _gcrows.build_tasks(conn, list(dict.fromkeys(b.id for b, _ in kept)))
+    ran = _gcreads.build_tasks(conn, list(dict.fromkeys(b.id for b, _ in kept)))
     return [(b, why, [*b.roots, *ran[b.id]]) for b, why in kept]
 
 
@@ -294,7 +292,7 @@ def _alive(build: BuildRef) -> bool:
 class _Closure:
     """Walks dependencies down from roots, noting each live task's parent and blobs."""
 
-    def __init__(self, store: Store, registry: Registry | None, plan: GcPlan) -> None:
+    def __init__(self, store: Store, registry: Reads | None, plan: GcPlan) -> None:
         self.store = store
         self.registry = registry
         self.plan = plan
@@ -393,9 +391,9 @@ class _Closure:
         if self._edges is None:  # one pass over the table, not a query per frontier
             self._edges = {}
             if self.registry is not None:
-                from stardag.registry import _gcrows
+                from stardag.registry import _gcreads
 
-                self._edges = self.registry.read(_gcrows.all_edges)
+                self._edges = self.registry.read(_gcreads.all_edges)
         return self._edges
 
     def walk(self, start: Iterable[str]) -> None:
@@ -448,16 +446,16 @@ def _still_sound(sound: str, data: bytes) -> str:
 
 # -- what is left ------------------------------------------------------------------------------
 def _recent_tasks(
-    registry: Registry | None, plan: GcPlan, walker: _Closure, kept_builds: set[str]
+    registry: Reads | None, plan: GcPlan, walker: _Closure, kept_builds: set[str]
 ) -> list[str]:
     """Tasks used since the cutoff (registry runs) or whose record was written since.
     Runs and outputs of the kept builds are not asked for: their tasks are roots."""
     cutoff = plan.cutoff
     recent: set[str] = set()
     if registry is not None:
-        from stardag.registry import _gcrows
+        from stardag.registry import _gcreads
 
-        recent = registry.read(lambda conn: _gcrows.used_since(conn, cutoff, kept_builds))
+        recent = registry.read(lambda conn: _gcreads.used_since(conn, cutoff, kept_builds))
     reached, stats = plan.reached_from, walker.stats
     for task_id in walker.all_records:
         if task_id in reached or task_id in recent:
@@ -469,7 +467,7 @@ def _recent_tasks(
 
 
 def _candidates(
-    store: Store, registry: Registry | None, plan: GcPlan, walker: _Closure, cutoff: float
+    store: Store, registry: Reads | None, plan: GcPlan, walker: _Closure, cutoff: float
 ) -> None:
     owners: dict[str, list[str]] = {}
     for task_id in walker.all_records:
@@ -505,12 +503,12 @@ def _record_candidate(
     )
 
 
-def _last_used(registry: Registry | None, digests: list[str]) -> dict[str, float]:
+def _last_used(registry: Reads | None, digests: list[str]) -> dict[str, float]:
     if registry is None or not digests:
         return {}
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads
 
-    return registry.read(lambda conn: _gcrows.last_used_digests(conn, digests))
+    return registry.read(lambda conn: _gcreads.last_used_digests(conn, digests))
 
 
 def _mtime(store: Store, path: str) -> float:

@@ -108,13 +108,13 @@ def _used_in_registry(plan: GcPlan, registry: Registry | None, batch: list[Candi
 
 
 def _used(conn: Connection, batch: list[Candidate], cutoff: float) -> set[str]:
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads
 
     tasks = {c.key for c in batch if c.kind == "record"}
     tasks |= {owner for c in batch for owner in c.owners}
     digests = {c.key for c in batch if c.kind == "blob"}
-    recent_tasks = {k for k, t in _gcrows.last_used_tasks(conn, tasks).items() if t >= cutoff}
-    recent = {k for k, t in _gcrows.last_used_digests(conn, digests).items() if t >= cutoff}
+    recent_tasks = {k for k, t in _gcreads.last_used_tasks(conn, tasks).items() if t >= cutoff}
+    recent = {k for k, t in _gcreads.last_used_digests(conn, digests).items() if t >= cutoff}
     recent |= recent_tasks
     recent |= {c.key for c in batch if recent_tasks.intersection(c.owners)}
     return recent

@@ -1,14 +1,11 @@
-"""What gc and verify ask the registry: roots from builds, edges, last use, deleted outputs.
+"""What gc, verify and repair ask the registry of outputs, and mark deleted.
 
-Last use of a task or blob is the latest of its runs (a cache hit is a run, so
-reuse counts as a write) and of its output rows' `last_used` (refreshed by cache
-hits) or `created`. Output rows are
-never removed: a row is marked deleted in `output_deletions` (see `_addons`).
+Output rows are never removed: a row is marked deleted in `output_deletions` (see
+`_addons`). What gc's mark reads (roots from builds, edges, last use) is `_gcreads`'.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,22 +18,7 @@ from stardag.registry import _models
 from stardag.registry._addons import OUTPUT_DELETIONS
 
 OUTPUTS: Table = _models.OutputRow.__table__  # type: ignore[attr-defined]
-RUNS: Table = _models.RunRow.__table__  # type: ignore[attr-defined]
-BUILDS: Table = _models.BuildRow.__table__  # type: ignore[attr-defined]
-EDGES: Table = _models.EdgeRow.__table__  # type: ignore[attr-defined]
 CHUNK = 500
-
-
-@dataclass(frozen=True)
-class BuildRef:
-    """A build as gc sees it: when, where, and its root task ids."""
-
-    id: str
-    started: float
-    status: str
-    host: str
-    pid: int
-    roots: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,107 +54,6 @@ def _fetch_all(conn: Connection, query: Select[Any]) -> list[Any]:
         return list(conn.execute(query).all())  # raises as a DBAPIError, which callers handle
     finally:
         cursor.close()
-
-
-def _build_ref(row: Any) -> BuildRef:
-    return BuildRef(
-        row.id, row.started, row.status, row.host, row.pid, tuple(json.loads(row.roots))
-    )
-
-
-# -- builds as roots ---------------------------------------------------------------------------
-def recent_builds(conn: Connection, keep_last: int | None, since: float | None) -> list[BuildRef]:
-    """The `keep_last` newest builds, and every build started at or after `since`."""
-    found: dict[str, BuildRef] = {}
-    if keep_last:
-        query = select(BUILDS).order_by(BUILDS.c.started.desc()).limit(keep_last)
-        found |= {r.id: _build_ref(r) for r in conn.execute(query)}
-    if since is not None:
-        query = select(BUILDS).where(BUILDS.c.started >= since)
-        found |= {r.id: _build_ref(r) for r in conn.execute(query)}
-    return sorted(found.values(), key=lambda b: b.started, reverse=True)
-
-
-def running_builds(conn: Connection) -> list[BuildRef]:
-    """Builds whose row still says running (the caller judges whether they are alive)."""
-    query = select(BUILDS).where(BUILDS.c.status == "running")
-    return [_build_ref(r) for r in conn.execute(query)]
-
-
-def build_tasks(conn: Connection, build_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Every task id each build ran, reused or was asked for."""
-    tasks: dict[str, list[str]] = {b: [] for b in build_ids}
-    for chunk in _chunks(list(build_ids)):
-        query = select(RUNS.c.build_id, RUNS.c.task_id).where(RUNS.c.build_id.in_(chunk))
-        for build_id, task_id in _fetch_all(conn, query):
-            tasks[build_id].append(task_id)
-    return tasks
-
-
-def edges(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Static and dynamic dependencies of each task id the registry knows."""
-    deps: dict[str, list[str]] = {}
-    for chunk in _chunks(list(task_ids)):
-        query = select(EDGES.c.task_id, EDGES.c.dep_id).where(EDGES.c.task_id.in_(chunk))
-        for task_id, dep_id in conn.execute(query):
-            deps.setdefault(task_id, []).append(dep_id)
-    return deps
-
-
-def all_edges(conn: Connection) -> dict[str, list[str]]:
-    """Static and dynamic dependencies of every task id the registry knows, in one query
-    (gc walks most of them: one pass beats a query per level of the closure)."""
-    deps: dict[str, list[str]] = {}
-    for task_id, dep_id in _fetch_all(conn, select(EDGES.c.task_id, EDGES.c.dep_id)):
-        found = deps.get(task_id)
-        if found is None:
-            deps[task_id] = [dep_id]
-        else:
-            found.append(dep_id)
-    return deps
-
-
-# -- last use ----------------------------------------------------------------------------------
-def last_used_tasks(conn: Connection, task_ids: Collection[str]) -> dict[str, float]:
-    """The latest run or output time of each task id that has one."""
-    return _latest(conn, RUNS.c.task_id, OUTPUTS.c.task_id, list(task_ids))
-
-
-def last_used_digests(conn: Connection, digests: Collection[str]) -> dict[str, float]:
-    """The latest run or output time of each blob digest that has one."""
-    return _latest(conn, RUNS.c.digest, OUTPUTS.c.digest, list(digests))
-
-
-def _latest(conn: Connection, run_key: Any, output_key: Any, keys: list[str]) -> dict[str, float]:
-    latest: dict[str, float] = {}
-    for chunk in _chunks(keys):
-        runs = select(run_key, func.max(func.coalesce(RUNS.c.ended, RUNS.c.started)))
-        used = func.coalesce(OUTPUTS.c.last_used, OUTPUTS.c.created)  # a cache hit refreshes it
-        outputs = select(output_key, func.max(used))
-        for query in (
-            runs.where(run_key.in_(chunk)).group_by(run_key),
-            outputs.where(output_key.in_(chunk)).group_by(output_key),
-        ):
-            for key, when in conn.execute(query):
-                if when is not None and when > latest.get(key, float("-inf")):
-                    latest[key] = float(when)
-    return latest
-
-
-def used_since(conn: Connection, since: float, skip_builds: Collection[str] = ()) -> set[str]:
-    """Task ids run, reused or given an output at or after `since`, leaving out the
-    runs and outputs of `skip_builds` (a caller that holds their tasks already)."""
-    runs = select(RUNS.c.task_id).where(func.coalesce(RUNS.c.ended, RUNS.c.started) >= since)
-    outputs = select(OUTPUTS.c.task_id).where(
-        func.coalesce(OUTPUTS.c.last_used, OUTPUTS.c.created) >= since
-    )
-    if 0 < len(skip_builds) <= CHUNK:
-        skip = list(skip_builds)
-        runs = runs.where(RUNS.c.build_id.not_in(skip))
-        outputs = outputs.where(OUTPUTS.c.build_id.is_(None) | OUTPUTS.c.build_id.not_in(skip))
-    found = set(conn.execute(runs).scalars().all())
-    found.update(conn.execute(outputs).scalars().all())
-    return found
 
 
 # -- outputs and their deletion ----------------------------------------------------------------

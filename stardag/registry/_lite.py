@@ -97,14 +97,20 @@ class LiteRegistry:
         return self.url
 
     def read(self, work: Callable[[LiteConnection], T]) -> T:
-        """Run `work` in one read transaction."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                return work(LiteConnection(conn))
-            finally:
-                conn.execute("COMMIT")
+        """Run `work` in one read transaction; a driver error is a `RegistryError`, as
+        `_db.Registry.read` raises it (`RegistryLockedError` past the busy timeout)."""
+        try:
+            with self._lock:
+                conn = self._connection()
+                conn.execute("BEGIN")
+                try:
+                    return work(LiteConnection(conn))
+                finally:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if _is_locked(exc):
+                raise RegistryLockedError(f"registry {self.url}: {exc}", url=self.url) from exc
+            raise RegistryError(f"registry {self.url}: {exc}", url=self.url) from exc
 
     def write(self, work: Callable[[LiteConnection], T]) -> T:
         """Run `work` in one `BEGIN IMMEDIATE` transaction, retried while the file is locked."""
@@ -210,6 +216,16 @@ def open_lite(url: str) -> LiteRegistry | None:
             if conn is not None:
                 found = _OPEN[url] = LiteRegistry(url, path, conn)
     return found
+
+
+def open_existing_plain() -> LiteRegistry | None:
+    """The configured registry through `sqlite3`, where it is a plain SQLite file that
+    exists and `open_lite` serves; else None (ask `_existing`, which says why not)."""
+    url = plain_default_url()
+    path = None if url is None else _plain_path(url)
+    if url is None or path is None or not os.path.isfile(path):
+        return None
+    return open_lite(url)
 
 
 def plain_default_url() -> str | None:

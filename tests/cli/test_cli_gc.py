@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cli_tasks
 import pytest
@@ -86,3 +88,17 @@ def test_gc_from_a_fresh_shell() -> None:
     assert dry.returncode == 0 and "would delete" in dry.stdout, dry.stderr
     applied = shell("gc", "--grace", "0", "--apply")
     assert applied.returncode == 0 and "deleted 2 records" in applied.stdout
+
+
+def test_a_dry_run_reads_a_sqlite_registry_without_importing_sqlalchemy() -> None:
+    """`stardag gc` (no names, no --apply) reads a plain SQLite file through `sqlite3`: a
+    fresh process does not pay for importing SQLAlchemy (~0.3 s)."""
+    code = (
+        "import sys\n"
+        "from stardag.cli import app\n"
+        "app(['gc', '--keep-last', '1'], standalone_mode=False)\n"
+        "assert 'sqlalchemy' not in sys.modules, 'SQLAlchemy was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pin report" in done.stdout

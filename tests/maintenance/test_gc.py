@@ -209,11 +209,11 @@ def test_the_mark_reads_each_record_and_the_registry_edges_once(
     store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At scale gc reads every record once and the edges in one query, whatever the depth."""
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads
 
     reads: list[str] = []
     passes: list[int] = []
-    from_json, all_edges = ActionRecord.from_json, _gcrows.all_edges
+    from_json, all_edges = ActionRecord.from_json, _gcreads.all_edges
 
     def counted_record(data: bytes, task_id: str) -> ActionRecord:
         reads.append(task_id)
@@ -224,7 +224,7 @@ def test_the_mark_reads_each_record_and_the_registry_edges_once(
         return all_edges(conn)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ActionRecord, "from_json", counted_record)
-    monkeypatch.setattr(_gcrows, "all_edges", counted_edges)
+    monkeypatch.setattr(_gcreads, "all_edges", counted_edges)
     _backdate(store, 2)
     sd.registry.pin("report", cli_tasks.pipeline, registry=registry)
     plan = mark(store, registry, GcRoots(), grace=0)

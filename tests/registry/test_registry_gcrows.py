@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import stardag as sd
 from stardag._config import target_root
 from stardag.maintenance._gc import GcRoots, mark
 from stardag.maintenance._verify import verify
-from stardag.registry import _gcrows
+from stardag.registry import _gcreads, _gcrows
 from stardag.registry import open as open_registry
 from stardag.registry._addons import ensure
+from stardag.registry._lite import open_existing_plain
 from stardag.store._store import store_for
 
 sd.auto_namespace(__name__)
@@ -32,7 +35,7 @@ def test_edges_runs_and_outputs_read_in_bulk_are_the_builds() -> None:
     ensure(registry)  # the tables gc and verify add
     store = store_for(target_root())
     names = _gcrows.store_names(store.url, store.backend.url)
-    edges = registry.read(_gcrows.all_edges)
+    edges = registry.read(_gcreads.all_edges)
     keys = registry.read(lambda conn: _gcrows.output_keys(conn, names))
     ids = {root.id, root.a.id, root.b.id}  # type: ignore[attr-defined]
     assert sorted(edges[root.id]) == sorted([root.a.id, root.b.id])  # type: ignore[attr-defined]
@@ -43,8 +46,30 @@ def test_edges_runs_and_outputs_read_in_bulk_are_the_builds() -> None:
     assert report.ok and report.outputs == 3
 
 
-def test_a_task_id_is_rendered_into_the_sql_as_a_literal_safely() -> None:
-    """Bulk reads render their parameters into the SQL: a quote in one stays data."""
+def test_a_task_id_is_passed_to_the_sql_as_data() -> None:
+    """Bulk reads bind their parameters: a quote in a task id stays data."""
     registry = open_registry()
     hostile = "x' OR '1'='1"
-    assert registry.read(lambda conn: _gcrows.build_tasks(conn, [hostile])) == {hostile: []}
+    assert registry.read(lambda conn: _gcreads.build_tasks(conn, [hostile])) == {hostile: []}
+
+
+@pytest.mark.sqlite_only
+def test_the_mark_reads_alike_through_sqlite3_and_sqlalchemy() -> None:
+    """A plain SQLite file read through `sqlite3` (`_lite`) gives gc the plan SQLAlchemy gives."""
+    root = joined(a=leaf(n=4), b=leaf(n=5))
+    sd.build(leaf(n=7))
+    sd.build(root)
+    sd.build(leaf(n=6))
+    sd.registry.pin("kept", root)
+    store = store_for(target_root())
+    lite = open_existing_plain()
+    assert lite is not None
+    plans = [
+        mark(store, registry, GcRoots(keep_last=1), grace=0, now=1e10)
+        for registry in (lite, open_registry())
+    ]
+    for plan in plans:  # the fields that are not the registry's answers
+        plan.store, plan.stamp = store, 0.0
+    assert plans[0] == plans[1] and plans[0].roots[root.id] == "pin kept"
+    assert set(plans[0].reached_from) > {root.id, leaf(n=6).id}
+    assert [c.key for c in plans[0].records] == [leaf(n=7).id]
