@@ -63,7 +63,7 @@ def canonical_json(obj: Any) -> bytes:
     return _CANONICAL.encode(obj).encode()
 
 
-def digest_bytes(data: bytes) -> str:
+def digest_bytes(data: bytes | memoryview) -> str:
     """The blob digest of some bytes: blake3 hex of the uncompressed bytes."""
     return blake3(data).hexdigest()
 

@@ -319,7 +319,6 @@ class _Closure:
         """Every task id with a record in a local store, with its file's stats; a record
         is read only if the record index has no entry for its file as it is now."""
         index = RecordIndex(backend, self.plan.stamp)
-        task_ids = []
         for task_id, st in record_files(backend, index.rows):
             row = index.trusted(task_id, st)
             if row is not None:
@@ -334,10 +333,8 @@ class _Closure:
                     index.put(task_id, st, _still_sound(index.sound(task_id), data), facts)
             self._facts[task_id] = facts
             self.stats[task_id] = st
-            task_ids.append(task_id)
-        index.save(task_ids)
-        task_ids.sort()
-        return task_ids
+        index.save(self.stats.keys())
+        return sorted(self.stats)
 
     def _parse(self, task_id: str, data: bytes) -> tuple[RecordFacts | None, bool]:
         """What a stored record says (None if it is invalid), and whether the record

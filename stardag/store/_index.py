@@ -24,10 +24,12 @@ Directory outputs are never cached (their manifests are read each time).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
 from collections.abc import Container, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from stat import S_ISREG
 from typing import Any, NamedTuple
 
@@ -117,10 +119,11 @@ class RecordIndex:
             self._changed = True
 
     def save(self, listed: Iterable[str]) -> None:
-        """Write the rows of the `listed` records back, if anything changed."""
-        listed = set(listed)
+        """Write the rows of the `listed` records back, if anything changed (`listed`:
+        best a set or a dict's keys, compared as they are)."""
+        listed = listed if isinstance(listed, AbstractSet) else set(listed)
         rows = self.rows
-        if not self._changed and listed == rows.keys():
+        if not self._changed and rows.keys() == listed:
             return
         kept = {t: r for t, r in rows.items() if t in listed}
         data = json.dumps(kept, separators=(",", ":")).encode()
@@ -146,11 +149,13 @@ def _load(path: str) -> dict[str, list[Any]]:
             data = f.read()
     except OSError:
         return {}
-    head, _, body = data.partition(b"\n")
+    end = data.find(b"\n")
+    head = data[: max(end, 0)]
+    body = memoryview(data)[end + 1 :]  # not a copy: the body is tens of MB at scale
     if not head.startswith(_MAGIC) or head[len(_MAGIC) :].decode() != _hashing.digest_bytes(body):
         return {}
     try:
-        rows = json.loads(body)
+        rows = json.loads(codecs.decode(body, "utf-8"))
     except ValueError:
         return {}
     return rows if type(rows) is dict else {}
