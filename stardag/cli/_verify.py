@@ -14,12 +14,15 @@ from stardag.cli._common import (
     console,
     duration,
     fraction,
+    lite_registry,
     print_json,
+    registry,
     store,
 )
 
 if TYPE_CHECKING:
     from stardag.maintenance._verify import VerifyReport
+    from stardag.registry import Registry
 
 
 @app.command()
@@ -49,14 +52,11 @@ def verify(
     """
     from stardag.maintenance._bulk import collector_paused
     from stardag.maintenance._verify import verify as check
-    from stardag.registry._existing import exists
 
     with collector_paused():  # a one-shot process: its 100,000-record report has no cycles
-        known = None
-        if exists():
-            from stardag.cli._common import registry
-
-            known = registry()
+        # A plain SQLite registry is read through `sqlite3` (no SQLAlchemy to import);
+        # a repair opens it whole.
+        known = (None if repair else lite_registry()) or _registry()
         report = check(
             store(root),
             known,
@@ -70,6 +70,13 @@ def verify(
             _print(report)
         if report.errors or (strict and report.warnings):
             raise typer.Exit(EXIT_FAILED)
+
+
+def _registry() -> Registry | None:
+    """The registry, if there is one."""
+    from stardag.registry._existing import exists
+
+    return registry() if exists() else None
 
 
 def _as_json(report: VerifyReport) -> dict[str, Any]:

@@ -55,13 +55,7 @@ from stardag.store._store import (
 )
 
 if TYPE_CHECKING:
-    from stardag.registry import Registry
-    from stardag.registry._gcreads import BuildRef, Conn
-    from stardag.registry._lite import LiteRegistry
-
-    # What the mark reads: `_db`'s registry, or a plain SQLite file through `sqlite3`
-    # (`_lite`), which a dry run of `stardag gc` reads without importing SQLAlchemy.
-    Reads = Registry | LiteRegistry
+    from stardag.registry._gcreads import BuildRef, Conn, Reads
 
 DEFAULT_GRACE = 3600.0
 GRACE_REASON = "written or used within the grace period"

@@ -93,10 +93,10 @@ def _drop_records(store: Store, finding: Finding) -> None:
 
 def _mark_lost(store: Store, registry: Registry, touched: _Touched) -> None:
     """Mark deleted the touched output rows whose bytes the store no longer has."""
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads, _gcrows
     from stardag.registry._addons import ensure
 
-    names = _gcrows.store_names(store.url, store.backend.url)
+    names = _gcreads.store_names(store.url, store.backend.url)
     ensure(registry)
     rows = registry.read(lambda conn: _gcrows.outputs(conn, names))
     lost: dict[str, set[tuple[str, str]]] = {}

@@ -132,10 +132,10 @@ def _mark_deleted(store: Store, registry: Registry, deleted: list[Candidate]) ->
     inline = {(c.key, c.digest) for c in deleted if c.inline and c.digest is not None}
     if not blobs and not inline:
         return
-    from stardag.registry import _gcrows
+    from stardag.registry import _gcreads, _gcrows
     from stardag.registry._addons import ensure
 
-    names = _gcrows.store_names(store.url, store.backend.url)
+    names = _gcreads.store_names(store.url, store.backend.url)
     now = time.time()
 
     def mark(conn: Connection) -> None:

@@ -55,6 +55,7 @@ from stardag.store._store import DIRECTORY_SERIALIZER, Store, blob_path, record_
 
 if TYPE_CHECKING:
     from stardag.registry import Registry
+    from stardag.registry._gcreads import Reads
 
 DEFAULT_GRACE = 3600.0
 TMP = "tmp"
@@ -118,7 +119,7 @@ def check_blob(store: Store, digest: str) -> tuple[Kind, str] | None:
 
 def verify(
     store: Store,
-    registry: Registry | None = None,
+    registry: Reads | None = None,
     *,
     sample: float | None = None,
     repair: bool = False,
@@ -129,7 +130,8 @@ def verify(
 
     Args:
         store: the store to check.
-        registry: the registry whose output rows for this store are checked too.
+        registry: the registry whose output rows for this store are checked too (a
+            `_lite` one for reading is opened whole by `_db` to repair).
         sample: a fraction in (0, 1]: check that share of blobs, records and rows.
         repair: delete damaged blobs and the records that need them, invalid records
             and orphan temp files; mark the registry's lost outputs deleted.
@@ -141,15 +143,26 @@ def verify(
     with collector_paused():
         run.check()
     if repair:
-        _repair.repair(store, registry, run.report.findings)
+        _repair.repair(store, _writable(registry), run.report.findings)
     return run.report
+
+
+def _writable(registry: Reads | None) -> Registry | None:
+    """`registry` as `_db` opens it: a repair writes through SQLAlchemy."""
+    from stardag.registry._lite import LiteRegistry
+
+    if not isinstance(registry, LiteRegistry):
+        return registry
+    from stardag.registry._db import open_registry
+
+    return open_registry(registry.url)
 
 
 class _Verify:
     def __init__(
         self,
         store: Store,
-        registry: Registry | None,
+        registry: Reads | None,
         sample: float | None,
         grace: float,
         rng: random.Random,
@@ -316,13 +329,10 @@ class _Verify:
         """Check current output rows; returns every digest the registry records."""
         if self.registry is None:
             return set()
-        from stardag.registry import _gcrows
-        from stardag.registry._addons import ensure
+        from stardag.registry import _gcreads
 
-        registry = self.registry
-        names = _gcrows.store_names(self.store.url, self.store.backend.url)
-        ensure(registry)
-        rows = registry.read(lambda conn: _gcrows.output_keys(conn, names))
+        names = _gcreads.store_names(self.store.url, self.store.backend.url)
+        rows = self.registry.read(lambda conn: _gcreads.output_keys(conn, names))
         latest: dict[str, tuple[str, str, float, bool]] = {}
         for row in rows:  # (task id, digest, created, deleted)
             known = latest.get(row[0])

@@ -1,14 +1,16 @@
-"""What gc reads from the registry (roots, edges, last use), in SQL any connection runs.
+"""What gc and verify read from the registry (roots, edges, last use, current outputs),
+in SQL that any connection runs.
 
-`stardag gc` reads whole tables of a 100,000-task registry, and in a fresh process
-importing SQLAlchemy would cost it as much as the reads themselves (~0.3 s). So each
-query here is plain SQL that SQLite and PostgreSQL read alike, run on a `_lite`
-connection (a plain SQLite file, through `sqlite3`) or on an SQLAlchemy one (`_db`'s:
-PostgreSQL, a read-only or in-memory SQLite) through its driver's cursor, and gives
-plain tuples. Invariant: both ways run the same statement, so they give the same rows
-(the registry tests run gc on SQLite through `sqlite3` and on PostgreSQL). This module
-never imports SQLAlchemy; a driver error on an SQLAlchemy connection is raised as
-SQLAlchemy's `DBAPIError`, which `Registry.read` turns into a `RegistryError`.
+`stardag gc` and `stardag verify` read whole tables of a 100,000-task registry, and in a
+fresh process importing SQLAlchemy would cost them as much as the reads themselves
+(~0.3 s). So each query here is plain SQL that SQLite and PostgreSQL read alike, run on
+a `_lite` connection (a plain SQLite file, through `sqlite3`) or on an SQLAlchemy one
+(`_db`'s: PostgreSQL, a read-only or in-memory SQLite) through its driver's cursor, and
+gives plain tuples. Invariant: both ways run the same statement, so they give the same
+rows (the registry tests run gc on SQLite through `sqlite3` and on PostgreSQL). This
+module never imports SQLAlchemy; a driver error on an SQLAlchemy connection is raised as
+SQLAlchemy's `DBAPIError`, which `Registry.read` turns into a `RegistryError`. Reading
+makes nothing: a registry without an add-on table (`_addons`) has none of its rows.
 
 Last use of a task or blob is the latest of its runs (a cache hit is a run, so reuse
 counts as a write) and of its output rows' `last_used` (refreshed by cache hits) or
@@ -18,6 +20,7 @@ counts as a write) and of its output rows' `last_used` (refreshed by cache hits)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -27,7 +30,12 @@ from stardag.registry._lite import LiteConnection
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from stardag.registry._db import Registry
+    from stardag.registry._lite import LiteRegistry
+
 Conn: TypeAlias = "LiteConnection | Connection"
+# What gc and verify read: `_db`'s registry, or a plain SQLite file through `sqlite3`.
+Reads: TypeAlias = "Registry | LiteRegistry"
 CHUNK = 500  # parameters in one IN (...) list
 BUILD_COLUMNS = "id, started, status, host, pid, roots"
 
@@ -184,3 +192,31 @@ def used_since(conn: Conn, since: float, skip_builds: Collection[str] = ()) -> s
     found = {task_id for (task_id,) in rows(conn, runs, (since, *skip))}
     found.update(task_id for (task_id,) in rows(conn, outputs, (since, *skip)))
     return found
+
+
+# -- outputs -----------------------------------------------------------------------------------
+def store_names(url: str, backend_url: str) -> set[str]:
+    """The names a store's output rows may carry: its URL as configured, and resolved."""
+    names = {url, backend_url}
+    if "://" not in url:
+        names.add(os.path.abspath(os.path.expanduser(url)))
+    return names
+
+
+def output_keys(conn: Conn, stores: Collection[str]) -> list[tuple[str, str, float, bool]]:
+    """(task id, digest, created, marked deleted) of each output row written to one of
+    `stores` (or to an unrecorded store); verify reads them all. A row is marked deleted
+    when a deletion at or after its `created` exists (see `_addons`); a registry that
+    never had the `output_deletions` table has none."""
+    deleted = "0"
+    if _has_table(conn, "output_deletions"):
+        deleted = (
+            "(SELECT count(*) FROM output_deletions d WHERE d.task_id = o.task_id "
+            "AND d.digest = o.digest AND d.deleted >= o.created)"
+        )
+    names = sorted(stores)
+    query = (
+        f"SELECT o.task_id, o.digest, o.created, {deleted} FROM outputs o "
+        f"WHERE o.store IN ({_marks(len(names))}) OR o.store IS NULL"
+    )
+    return [(t, d, c, n > 0) for t, d, c, n in rows(conn, query, names)]

@@ -1,17 +1,16 @@
-"""What gc, verify and repair ask the registry of outputs, and mark deleted.
+"""What gc and repair ask the registry of outputs, and mark deleted.
 
 Output rows are never removed: a row is marked deleted in `output_deletions` (see
-`_addons`). What gc's mark reads (roots from builds, edges, last use) is `_gcreads`'.
+`_addons`). What gc's mark and verify read in bulk is `_gcreads`'.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stardag.registry import _models
@@ -37,23 +36,6 @@ class OutputRef:
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
-
-
-def _fetch_all(conn: Connection, query: Select[Any]) -> list[Any]:
-    """Every row of `query` as the driver gives it, fetched in one call: gc and verify
-    read 100,000-row tables, where SQLAlchemy's row objects cost as much again as the
-    query itself. The parameters (task and build ids) are rendered into the SQL by the
-    dialect; a driver error is raised as SQLAlchemy would raise it (the query re-run)."""
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    # The connection is open (we are inside its transaction), so it has a DBAPI one.
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error:
-        return list(conn.execute(query).all())  # raises as a DBAPIError, which callers handle
-    finally:
-        cursor.close()
 
 
 # -- outputs and their deletion ----------------------------------------------------------------
@@ -83,16 +65,6 @@ def outputs(conn: Connection, stores: Collection[str]) -> list[OutputRef]:
         )
         for r in conn.execute(query)
     ]
-
-
-def output_keys(conn: Connection, stores: Collection[str]) -> list[tuple[str, str, float, bool]]:
-    """`outputs`, lean: (task id, digest, created, marked deleted) of each output row
-    written to one of `stores` (or to an unrecorded store); verify reads them all."""
-    deleted = _times_deleted()
-    query = select(OUTPUTS.c.task_id, OUTPUTS.c.digest, OUTPUTS.c.created, deleted).where(
-        OUTPUTS.c.store.in_(list(stores)) | OUTPUTS.c.store.is_(None)
-    )
-    return [(t, d, c, n > 0) for t, d, c, n in _fetch_all(conn, query)]
 
 
 def mark_deleted(
@@ -126,11 +98,3 @@ def outputs_of_digests(
         )
         pairs.extend((t, d) for t, d in conn.execute(query))
     return pairs
-
-
-def store_names(url: str, backend_url: str) -> set[str]:
-    """The names a store's output rows may carry: its URL as configured, and resolved."""
-    names = {url, backend_url}
-    if "://" not in url:
-        names.add(os.path.abspath(os.path.expanduser(url)))
-    return names

@@ -8,7 +8,7 @@ import stardag as sd
 from stardag._config import target_root
 from stardag.maintenance._gc import GcRoots, mark
 from stardag.maintenance._verify import verify
-from stardag.registry import _gcreads, _gcrows
+from stardag.registry import _gcreads
 from stardag.registry import open as open_registry
 from stardag.registry._addons import ensure
 from stardag.registry._lite import open_existing_plain
@@ -34,9 +34,9 @@ def test_edges_runs_and_outputs_read_in_bulk_are_the_builds() -> None:
     registry = open_registry()
     ensure(registry)  # the tables gc and verify add
     store = store_for(target_root())
-    names = _gcrows.store_names(store.url, store.backend.url)
+    names = _gcreads.store_names(store.url, store.backend.url)
     edges = registry.read(_gcreads.all_edges)
-    keys = registry.read(lambda conn: _gcrows.output_keys(conn, names))
+    keys = registry.read(lambda conn: _gcreads.output_keys(conn, names))
     ids = {root.id, root.a.id, root.b.id}  # type: ignore[attr-defined]
     assert sorted(edges[root.id]) == sorted([root.a.id, root.b.id])  # type: ignore[attr-defined]
     assert {t for t, _digest, _created, deleted in keys if not deleted} == ids
@@ -54,8 +54,9 @@ def test_a_task_id_is_passed_to_the_sql_as_data() -> None:
 
 
 @pytest.mark.sqlite_only
-def test_the_mark_reads_alike_through_sqlite3_and_sqlalchemy() -> None:
-    """A plain SQLite file read through `sqlite3` (`_lite`) gives gc the plan SQLAlchemy gives."""
+def test_gc_and_verify_read_alike_through_sqlite3_and_sqlalchemy() -> None:
+    """A plain SQLite file read through `sqlite3` (`_lite`) gives gc the plan, and
+    verify the report, that SQLAlchemy gives."""
     root = joined(a=leaf(n=4), b=leaf(n=5))
     sd.build(leaf(n=7))
     sd.build(root)
@@ -73,3 +74,5 @@ def test_the_mark_reads_alike_through_sqlite3_and_sqlalchemy() -> None:
     assert plans[0] == plans[1] and plans[0].roots[root.id] == "pin kept"
     assert set(plans[0].reached_from) > {root.id, leaf(n=6).id}
     assert [c.key for c in plans[0].records] == [leaf(n=7).id]
+    reports = [verify(store, registry) for registry in (lite, open_registry())]
+    assert reports[0] == reports[1] and reports[0].outputs == 5
