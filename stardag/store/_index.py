@@ -152,7 +152,8 @@ def _load(path: str) -> dict[str, list[Any]]:
     end = data.find(b"\n")
     head = data[: max(end, 0)]
     body = memoryview(data)[end + 1 :]  # not a copy: the body is tens of MB at scale
-    if not head.startswith(_MAGIC) or head[len(_MAGIC) :].decode() != _hashing.digest_bytes(body):
+    # Compared as bytes: a damaged head that is not UTF-8 is just another mismatch.
+    if not head.startswith(_MAGIC) or head[len(_MAGIC) :] != _hashing.digest_bytes(body).encode():
         return {}
     try:
         rows = json.loads(codecs.decode(body, "utf-8"))

@@ -110,6 +110,8 @@ def test_deleted_records_leave_the_index_and_a_damaged_index_is_ignored(tmp_path
     data[-5] ^= 0x01  # a flipped bit in the body
     path.write_bytes(bytes(data))
     assert RecordIndex(backend, _later(backend)).rows == {}
+    path.write_bytes(b"stardag-record-index 2 \xff\xfe\n{}")  # a head that is not UTF-8
+    assert RecordIndex(backend, _later(backend)).rows == {}
 
 
 def test_vouched_needs_the_bytes_a_verify_checked(tmp_path: Path) -> None:
