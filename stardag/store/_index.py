@@ -18,6 +18,12 @@ index. Invariant: a cached entry is used only for the very file it was read from
 - The file carries the blake3 of its body; a damaged, foreign or unreadable index is
   ignored (every record read afresh) and rewritten. Records not listed are dropped.
   Writing it is best-effort (a read-only store just goes without), by temp then rename.
+- A save that changes few rows (the records a scan found too recent to cache, cached
+  by the next one) appends them as one line with its own blake3 instead of rewriting
+  100,000 rows (~0.45 s); a damaged line is ignored alone, and after `MAX_DELTAS` lines
+  the next save rewrites the file whole. Appending is safe against any concurrent
+  writer: an appended row is trusted through its stat key like any other, whichever
+  file it lands in. (An older reader takes a file with lines appended for damaged.)
 
 Directory outputs are never cached (their manifests are read each time).
 """
@@ -40,6 +46,7 @@ from stardag.store._backends import SMALL_READ, LocalBackend, read_fd
 INDEX_PATH = "records.idx"
 RECORDS = "records"
 _MAGIC = b"stardag-record-index 2 "
+MAX_DELTAS = 8  # lines of changed rows appended before a save rewrites the whole file
 # A record file changed less than this after it was read may keep its stat key (a
 # coarse file system clock): such records are read afresh every time instead.
 RACY = 2.0
@@ -80,9 +87,10 @@ class RecordIndex:
         """Load the index of `backend` (empty if there is none or it is unreadable);
         `stamp`: the scan's start by the store's file clock (see `RACY`)."""
         self.backend = backend
-        self.rows = _load(backend.abspath(INDEX_PATH))
+        # `_deltas`: lines appended to the file as loaded; -1 if none could be loaded
+        self.rows, self._deltas = _load(backend.abspath(INDEX_PATH))
         self._racy_after = int((stamp - RACY) * 1e9)
-        self._changed = False
+        self._put: set[str] = set()  # task ids whose rows changed since the load
 
     def trusted(self, task_id: str, st: os.stat_result) -> list[Any] | None:
         """The row of a record file whose stat key is unchanged since it was read
@@ -116,22 +124,30 @@ class RecordIndex:
         """Cache what the record file read under `st` says (not if it is too recent)."""
         if st.st_ctime_ns < self._racy_after:
             self.rows[task_id] = [*stat_key(st), sound, *(facts or ())]
-            self._changed = True
+            self._put.add(task_id)
 
     def save(self, listed: Iterable[str]) -> None:
         """Write the rows of the `listed` records back, if anything changed (`listed`:
         best a set or a dict's keys, compared as they are)."""
         listed = listed if isinstance(listed, AbstractSet) else set(listed)
         rows = self.rows
-        if not self._changed and rows.keys() == listed:
+        dropped = rows.keys() - listed
+        if not self._put and not dropped:
             return
-        kept = {t: r for t, r in rows.items() if t in listed}
-        data = json.dumps(kept, separators=(",", ":")).encode()
-        head = _MAGIC + _hashing.digest_bytes(data).encode() + b"\n"
+        changes: dict[str, list[Any] | None] = {t: rows[t] for t in self._put if t in listed}
+        changes.update(dict.fromkeys(dropped))  # None: the row is dropped
+        for task_id in dropped:
+            del rows[task_id]
         with contextlib.suppress(StardagError, OSError):  # a cache: never worth a failure
-            self.backend.put_bytes(INDEX_PATH, head + data)
-        self.rows = kept
-        self._changed = False
+            if 0 <= self._deltas < MAX_DELTAS and len(changes) * 4 <= len(rows):
+                _append(self.backend.abspath(INDEX_PATH), changes)
+                self._deltas += 1
+            else:
+                data = _compact(rows)
+                head = _MAGIC + _hashing.digest_bytes(data).encode() + b"\n"
+                self.backend.put_bytes(INDEX_PATH, head + data)
+                self._deltas = 0
+        self._put.clear()
 
 
 def row_facts(row: list[Any]) -> RecordFacts | None:
@@ -142,24 +158,65 @@ def row_facts(row: list[Any]) -> RecordFacts | None:
 
 
 # -- the file ----------------------------------------------------------------------------------
-def _load(path: str) -> dict[str, list[Any]]:
-    """The rows of an index file; none if it is missing or damaged."""
+def _load(path: str) -> tuple[dict[str, list[Any]], int]:
+    """The rows of an index file with its appended lines applied, and how many lines
+    were appended; ({}, -1) if it is missing or its body is damaged."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
-        return {}
+        return {}, -1
     end = data.find(b"\n")
+    stop = data.find(b"\n", end + 1) if end >= 0 else -1
+    stop = len(data) if stop < 0 else stop
     head = data[: max(end, 0)]
-    body = memoryview(data)[end + 1 :]  # not a copy: the body is tens of MB at scale
+    body = memoryview(data)[end + 1 : stop]  # not a copy: the body is tens of MB at scale
     # Compared as bytes: a damaged head that is not UTF-8 is just another mismatch.
     if not head.startswith(_MAGIC) or head[len(_MAGIC) :] != _hashing.digest_bytes(body).encode():
-        return {}
+        return {}, -1
     try:
         rows = json.loads(codecs.decode(body, "utf-8"))
     except ValueError:
-        return {}
-    return rows if type(rows) is dict else {}
+        return {}, -1
+    if type(rows) is not dict:
+        return {}, -1
+    lines = data[stop + 1 :].split(b"\n") if stop < len(data) else []
+    for line in lines:
+        _apply(rows, line)
+    return rows, len(lines)
+
+
+def _apply(rows: dict[str, list[Any]], line: bytes) -> None:
+    """Apply one appended line of changed rows, unless it is damaged (then it is ignored:
+    its records are read afresh)."""
+    digest, _, data = line.partition(b" ")
+    if digest != _hashing.digest_bytes(data).encode():
+        return
+    try:
+        changes = json.loads(data)
+    except ValueError:
+        return
+    if type(changes) is not dict:
+        return
+    for task_id, row in changes.items():
+        if type(row) is list:
+            rows[task_id] = row
+        else:
+            rows.pop(task_id, None)
+
+
+def _compact(rows: dict[str, Any]) -> bytes:
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def _append(path: str, changes: dict[str, list[Any] | None]) -> None:
+    """Append one line of changed rows (None: dropped) to an existing index file."""
+    data = _compact(changes)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # not O_CREAT: a line alone is no index
+    try:
+        os.write(fd, b"\n" + _hashing.digest_bytes(data).encode() + b" " + data)
+    finally:
+        os.close(fd)
 
 
 # -- listing a local store's records ------------------------------------------------------------

@@ -10,6 +10,7 @@ from blake3 import blake3
 from stardag.store._backends import LocalBackend
 from stardag.store._index import (
     INDEX_PATH,
+    MAX_DELTAS,
     RACY,
     RecordFacts,
     RecordIndex,
@@ -126,3 +127,61 @@ def test_vouched_needs_the_bytes_a_verify_checked(tmp_path: Path) -> None:
     assert index.vouched(IDS[0], sound) == _facts(IDS[0])
     assert index.vouched(IDS[0], blake3(data + b" ").hexdigest()) is None
     assert index.vouched(IDS[1], sound) is None
+
+
+def _indexed(tmp_path: Path, count: int) -> tuple[Store, LocalBackend, Path]:
+    """A store of `count` records, all in a freshly written index file."""
+    store = Store(str(tmp_path / "store"))
+    for i in range(count):
+        task_id = blake3(b"many" + bytes([i])).hexdigest()
+        store.put_record(_record(task_id, deps=[]))
+    assert isinstance(store.backend, LocalBackend)
+    backend = store.backend
+    index = RecordIndex(backend, _later(backend))
+    for task_id, st in record_files(backend):
+        index.put(task_id, st, "", _facts(task_id))
+    index.save(t for t, _ in record_files(backend))
+    return store, backend, Path(backend.abspath(INDEX_PATH))
+
+
+def test_a_few_changed_rows_are_appended_and_read_back(tmp_path: Path) -> None:
+    """A save that changes few rows appends them (and drops) as a line; a load applies it."""
+    store, backend, path = _indexed(tmp_path, 12)
+    before = path.read_bytes()
+    index = RecordIndex(backend, _later(backend))
+    task_id, st = next(iter(record_files(backend)))
+    index.put(task_id, st, "f" * 64, _facts(task_id))
+    gone = sorted(index.rows)[-1]
+    store.delete_record(gone)
+    index.save(t for t, _ in record_files(backend))
+    after = path.read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == before.count(b"\n") + 1
+    again = RecordIndex(backend, _later(backend))
+    assert again.rows == index.rows and gone not in again.rows
+    assert again.sound(task_id) == "f" * 64
+
+
+def test_a_damaged_appended_line_is_ignored_alone(tmp_path: Path) -> None:
+    """A torn or altered appended line loses its rows; the body and other lines stay."""
+    _, backend, path = _indexed(tmp_path, 12)
+    rows = RecordIndex(backend, _later(backend)).rows
+    with path.open("ab") as f:
+        f.write(b"\n" + b"0" * 64 + b' {"torn":')
+    index = RecordIndex(backend, _later(backend))
+    task_id, st = next(iter(record_files(backend)))
+    index.put(task_id, st, "e" * 64, _facts(task_id))
+    index.save(t for t, _ in record_files(backend))
+    again = RecordIndex(backend, _later(backend))
+    assert again.rows.keys() == rows.keys() and again.sound(task_id) == "e" * 64
+
+
+def test_the_file_is_rewritten_whole_after_max_deltas_lines(tmp_path: Path) -> None:
+    """Appended lines do not pile up: the save after `MAX_DELTAS` of them rewrites the file."""
+    _, backend, path = _indexed(tmp_path, 12)
+    task_id, st = next(iter(record_files(backend)))
+    for _ in range(MAX_DELTAS + 1):
+        index = RecordIndex(backend, _later(backend))
+        index.put(task_id, st, "", _facts(task_id))
+        index.save(t for t, _ in record_files(backend))
+    assert path.read_bytes().count(b"\n") == 1
+    assert RecordIndex(backend, _later(backend)).trusted(task_id, st) is not None
