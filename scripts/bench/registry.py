@@ -1,6 +1,7 @@
 """What the registry costs a build, and how fast it answers, in one run.
 
     python3 scripts/bench/registry.py [--n 10000] [--reps 3] [--json out.json]
+                                      [--store-root DIR]
 
 Cold builds of a binary reduction tree of about N tasks, each in a fresh process
 and a fresh store (`_registry_worker.py`): ours recording into a SQLite registry and
@@ -13,6 +14,13 @@ into a PostgreSQL one (a throwaway server on 127.0.0.1, as the tests start it;
 complete task, and a new variant that would run) and a batched
 `sd.registry.outputs` of every task id, against the per-task store check a build does.
 
+Stores (and the SQLite registries beside them) live under one directory on
+`--store-root` (default the system's temp folder: on disk, where a user's SQLite
+registry lives) and are kept until the end: on this machine's journal-less ext4,
+deleting a store slowed the next case's file creation. PostgreSQL keeps its data
+where the tests' server does (fsync off). On a tmpfs SQLite's own writes cost
+almost nothing, so PostgreSQL / SQLite comes out higher there.
+
 Ratios within one run are what count; absolute times move with the machine's load.
 """
 
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,17 +53,15 @@ def ours_python() -> str:
 def run(
     python: str, phase: str, n: int, registry: bool, timeout: float, extra: dict[str, str]
 ) -> dict:
-    """One worker process in a fresh store: its RESULT line."""
-    with tempfile.TemporaryDirectory(prefix="stardag-bench-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHON"))}
-        env.update(STARDAG_HOME=home, STARDAG_TARGET_ROOTS__DEFAULT=f"{home}/store")
-        if not registry:
-            env["STARDAG_NO_REGISTRY"] = "1"
-        env.update({k: v() if callable(v) else v for k, v in extra.items()})
-        cmd = [python, str(WORKER), phase, str(n)]
-        done = subprocess.run(
-            cmd, cwd=home, env=env, capture_output=True, text=True, timeout=timeout
-        )
+    """One worker process in a fresh store (kept until the end of the run): its RESULT line."""
+    home = tempfile.mkdtemp(prefix="stardag-bench-", dir=STORES[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STARDAG_", "PYTHON"))}
+    env.update(STARDAG_HOME=home, STARDAG_TARGET_ROOTS__DEFAULT=f"{home}/store")
+    if not registry:
+        env["STARDAG_NO_REGISTRY"] = "1"
+    env.update({k: v() if callable(v) else v for k, v in extra.items()})
+    cmd = [python, str(WORKER), phase, str(n)]
+    done = subprocess.run(cmd, cwd=home, env=env, capture_output=True, text=True, timeout=timeout)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             result: dict = json.loads(line[7:])
@@ -76,6 +83,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
+    parser.add_argument(
+        "--store-root",
+        help="where the stores live, each kept until the end (default: the system's temp "
+        "folder, on disk like a user's ~/.stardag)",
+    )
     a = parser.parse_args()
     ours, released = ours_python(), venv_python(CACHE / "stardag-0.28.0", RELEASED)
     server = None if a.no_postgres else postgres_server()
@@ -91,6 +103,7 @@ def main() -> None:
         variants[POSTGRES] = (ours, True, pg)
         variants[POSTGRES_OFF] = (ours, True, {**pg, **off})
     cold: dict[str, list[dict]] = {name: [] for name in variants}
+    STORES[0] = tempfile.mkdtemp(prefix="sd-registry-bench-", dir=a.store_root)
     try:
         for rep in range(a.reps):  # interleaved, so load drifts hit every variant alike
             for name, (python, registry, extra) in variants.items():
@@ -101,12 +114,16 @@ def main() -> None:
     finally:
         if server is not None:
             server.destroy()
+        shutil.rmtree(STORES[0], ignore_errors=True)
     report(cold, imports)
     if a.json:
         a.json.write_text(json.dumps({"cold": cold, "imports": imports}, indent=2))
 
 
 SQLITE, SQLITE_OFF = "ours, SQLite registry", "ours, SQLite, claims off"
+# Every store of a run lives under one directory, removed at the end: deleting a store
+# right before the next case slows that case's file creation on this machine's ext4.
+STORES: list[str | None] = [None]
 POSTGRES, POSTGRES_OFF = "ours, PostgreSQL registry", "ours, PostgreSQL, claims off"
 
 
