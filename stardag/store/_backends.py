@@ -120,14 +120,6 @@ def fail(url: str, operation: str, path: str, exc: BaseException) -> NoReturn:
 # -- local disk ----------------------------------------------------------------
 
 
-def _open_creating_dirs(path: str) -> IO[bytes]:
-    try:
-        return open(path, "wb")  # closed by the caller
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "wb")  # closed by the caller
-
-
 _STAGING = itertools.count()
 _STAGING_PREFIX = [os.urandom(8).hex()]  # this process's own (a forked child draws anew)
 os.register_at_fork(after_in_child=lambda: _STAGING_PREFIX.__setitem__(0, os.urandom(8).hex()))
@@ -149,7 +141,9 @@ class _LocalStaged:
         self._durable = fsync_enabled()
         self._written = self._flushed = 0
         try:
-            self._file: IO[bytes] = _open_creating_dirs(self.tmp_path)
+            # Created as `put_bytes` creates its files, buffered here for streamed writes;
+            # closed by `publish` or `discard`.
+            self._file: IO[bytes] = open(_create(self.tmp_path), "wb")  # noqa: SIM115
         except OSError as exc:
             fail(backend.url, "stage a file in", TMP_DIR, exc)
 
