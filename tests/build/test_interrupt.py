@@ -28,6 +28,13 @@ IN_LOOP = "build_in_loop"
 CLEAN = "KeyboardInterrupt context=None cause=None"
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: SIGINT as a terminal gives it. A suite run in the
+    background by a non-interactive shell inherits SIGINT ignored, and a Python started
+    that way installs no handler: the tests' real SIGINT would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Child:
     """A build in another process, its output read line by line as it comes."""
 
@@ -41,6 +48,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, *args],
             env=env,
+            preexec_fn=_default_sigint,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
